@@ -1,0 +1,105 @@
+"""The command line shared by the scripts: LightningCLI plus experiment folders, resume, test and a summary."""
+
+import sys
+import warnings
+from pathlib import Path
+
+from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from project.checkpoints import find_checkpoint
+from project.data import ImageDataModule
+from project.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+# Batches come from tensors in memory, so worker processes would only take the cores the model needs.
+warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
+class ExperimentCLI(LightningCLI):
+    """LightningCLI plus `--experiment`, `--output_dir`, `--ckpt_path`; the data's shape is linked into the model."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--experiment", type=str, default="experiment", help="Run folder under output_dir.")
+        parser.add_argument("--output_dir", type=str, default="lightning_logs", help="Where experiment folders go.")
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="Resume training: 'last' (this experiment's newest last.ckpt) or a checkpoint path.",
+        )
+        for attribute in ("num_classes", "input_shape", "class_names"):
+            parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs):
+        """A new output_dir/experiment/version_N folder for every run, so no earlier run is overwritten.
+
+        TensorBoard logs there unless the config names another logger; with `--trainer.logger=false`
+        the folder still holds the run's config.yaml and checkpoints.
+        """
+        logger = self.config_init["trainer"].get("logger")
+        run_folder = TensorBoardLogger(
+            self.config["output_dir"], name=self.config["experiment"], default_hp_metric=False
+        )
+        if logger in (None, True):
+            kwargs["logger"] = logger = run_folder
+        elif logger is False:
+            kwargs["default_root_dir"] = run_folder.log_dir
+        # Set here rather than in the constructor: the lr monitor needs a logger, which the config may turn off.
+        self.trainer_defaults["callbacks"] = default_callbacks(with_lr_monitor=bool(logger))
+        return super().instantiate_trainer(**kwargs)
+
+
+def default_callbacks(with_lr_monitor: bool) -> list:
+    """The best checkpoint by val/acc (what fine-tuning and testing use), the last one (for resume), lr curves."""
+    callbacks = [ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}", save_last=True)]
+    return [*callbacks, LearningRateMonitor(logging_interval="step")] if with_lr_monitor else callbacks
+
+
+def run_experiment(model_class: type[LightningModule], default_config: str, args: list[str] | None = None) -> dict:
+    """Fit, then test the best checkpoint, then print where everything is; a user error exits with status 2."""
+    args = list(sys.argv[1:] if args is None else args)
+    if not any(arg == "--config" or arg.startswith("--config=") for arg in args):
+        args = ["--config", str(CONFIG_DIR / default_config), *args]
+    try:
+        return fit_and_test(model_class, args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def fit_and_test(model_class: type[LightningModule], args: list[str]) -> dict:
+    cli = ExperimentCLI(
+        model_class,
+        ImageDataModule,
+        run=False,
+        args=args,
+        save_config_kwargs={"overwrite": False},
+    )
+    ckpt_path = cli.config["ckpt_path"]
+    if ckpt_path is not None:
+        experiment_dir = Path(cli.config["output_dir"]) / cli.config["experiment"]
+        ckpt_path = str(find_checkpoint(experiment_dir if ckpt_path == "last" else ckpt_path, "last"))
+    trainer = cli.trainer
+    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    results = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
+    metrics = results[0] if results else {}
+    if trainer.is_global_zero:
+        print_summary(trainer, best, metrics)
+    return metrics
+
+
+def print_summary(trainer, best: str, metrics: dict) -> None:
+    lines = ["", "=" * 60]
+    lines.append(f"run folder:   {trainer.log_dir}")
+    if best:
+        lines.append(f"best ckpt:    {best}")
+        lines.append(f"last ckpt:    {Path(best).parent / 'last.ckpt'}")
+    lines.append("test metrics: " + ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items())))
+    if trainer.logger:
+        lines.append(f"curves:       tensorboard --logdir {Path(trainer.log_dir).parent.parent}")
+    print("\n".join([*lines, "=" * 60]))

@@ -1,0 +1,22 @@
+"""Backbones by name, so configs and checkpoints name an architecture with a plain string."""
+
+from typing import Any, Literal
+
+from torch import nn
+
+from project.errors import UserError
+from project.models.cnn import CNNBackbone
+from project.models.mlp import MLPBackbone
+
+BackboneName = Literal["mlp", "cnn"]
+BACKBONES: dict[str, type[nn.Module]] = {"mlp": MLPBackbone, "cnn": CNNBackbone}
+
+
+def build_backbone(name: str, input_shape: tuple[int, int, int], args: dict[str, Any] | None = None) -> nn.Module:
+    """Build the named backbone for images of `input_shape` (C, H, W); it exposes `out_features`."""
+    if name not in BACKBONES:
+        raise UserError(f"unknown backbone {name!r}: choose one of {sorted(BACKBONES)}")
+    try:
+        return BACKBONES[name](tuple(input_shape), **(args or {}))
+    except TypeError as error:
+        raise UserError(f"bad backbone_args {args} for backbone {name!r}: {error}") from error
