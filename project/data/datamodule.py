@@ -1,0 +1,204 @@
+"""One LightningDataModule for MNIST-style and CIFAR-style data, held in memory as uint8 tensors."""
+
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from project.data.batch_transforms import (
+    adapt_channels,
+    channel_mean_std,
+    normalize,
+    random_crop,
+    random_horizontal_flip,
+    resize,
+)
+from project.data.digits import DIGITS_CLASSES, load_digits_images
+from project.data.image_folder import first_image_shape, folder_class_names, load_image_folder, split_folders
+from project.data.image_set import ImageSet, InMemoryImages, keep_batch
+from project.data.splits import select_classes, stratified_split, take_per_class
+from project.data.torchvision_sets import TORCHVISION_DATASETS, download_torchvision_dataset, load_torchvision_split
+from project.errors import UserError
+
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"]
+NATIVE_SHAPES = {
+    "digits": (1, 28, 28),
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "cifar100": (3, 32, 32),
+}
+
+
+class ImageDataModule(LightningDataModule):
+    """Loads a dataset, splits it (seeded), selects classes and a label budget, and serves normalized batches.
+
+    Args:
+        dataset: `digits` is scikit-learn's embedded 8×8 digits at 28×28 (offline); `imagefolder` reads `root`.
+        root: where torchvision keeps (or downloads) its datasets, or the image folder.
+        classes: class indices or names to keep, relabelled 0..k-1 in this order (e.g. a source or target task).
+        samples_per_class: label budget: this many training samples of each class (null: all).
+        val_fraction: share of each training class held out for validation (checkpoint selection).
+        test_fraction: share held out for testing, only for data without a test split of its own.
+        split_seed: seed of the held-out splits and the label budget; keep it fixed across runs that compare.
+        channels: convert to this many channels (1 or 3), so any dataset can feed any backbone.
+        image_size: resize images to image_size × image_size.
+        augment: random crop with padding and horizontal flip while training (null: on for colour data).
+    """
+
+    def __init__(
+        self,
+        dataset: DatasetName = "digits",
+        root: str = "data",
+        download: bool = True,
+        classes: list[int | str] | None = None,
+        samples_per_class: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        split_seed: int = 0,
+        channels: Literal[1, 3] | None = None,
+        image_size: int | None = None,
+        augment: bool | None = None,
+        crop_padding: int = 4,
+        batch_size: int = 128,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        check_settings(self.hparams)
+        self.all_class_names = dataset_class_names(dataset, root)
+        self.class_ids = resolve_classes(classes, self.all_class_names)
+        self.class_names = [self.all_class_names[i] for i in self.class_ids]
+        native = first_image_shape(root, image_size) if dataset == "imagefolder" else NATIVE_SHAPES[dataset]
+        self.input_shape = (channels or native[0], image_size or native[1], image_size or native[2])
+        self.augment = native[0] == 3 if augment is None else augment
+        self.mean = self.std = None
+        self.train_set: ImageSet | None = None
+        self.val_set: ImageSet | None = None
+        self.test_set: ImageSet | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_ids)
+
+    def prepare_data(self) -> None:
+        if self.hparams.dataset in TORCHVISION_DATASETS and self.hparams.download:
+            download_torchvision_dataset(self.hparams.dataset, self.hparams.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:  # fit then test reuse what is in memory
+            return
+        hp = self.hparams
+        train, val, test = self._load_splits()
+        if test is None:
+            train_index, test_index = stratified_split(train.labels, hp.test_fraction, hp.split_seed)
+            train, test = train.subset(train_index), train.subset(test_index)
+        if val is None:
+            train_index, val_index = stratified_split(train.labels, hp.val_fraction, hp.split_seed + 1)
+            train, val = train.subset(train_index), train.subset(val_index)
+        train, val, test = (self._adapt(image_set) for image_set in (train, val, test))
+        # Statistics of all training classes, so a source and a target task of one dataset share them.
+        self.mean, self.std = channel_mean_std(train.images)
+        train, val, test = (select_classes(image_set, self.class_ids) for image_set in (train, val, test))
+        if hp.samples_per_class is not None:
+            train = take_per_class(train, hp.samples_per_class, hp.split_seed, self.class_names)
+        if tuple(train.images.shape[1:]) != self.input_shape:
+            raise UserError(
+                f"the images are {tuple(train.images.shape[1:])} (C, H, W) but {self.input_shape} was expected: "
+                f"set --data.channels and --data.image_size"
+            )
+        self.train_set, self.val_set, self.test_set = train, val, test
+
+    def _load_splits(self) -> tuple[ImageSet, ImageSet | None, ImageSet | None]:
+        """(train, val, test) as the dataset provides them; None where a split must be held out of train."""
+        hp = self.hparams
+        if hp.dataset == "digits":
+            return load_digits_images(), None, None
+        if hp.dataset == "imagefolder":
+            folders = split_folders(hp.root)
+            loaded = {split: load_image_folder(path, self.all_class_names, hp.image_size) for split, path in folders.items()}
+            return loaded["train"], loaded.get("val"), loaded.get("test")
+        train = load_torchvision_split(hp.dataset, hp.root, train=True)
+        return train, None, load_torchvision_split(hp.dataset, hp.root, train=False)
+
+    def _adapt(self, image_set: ImageSet) -> ImageSet:
+        """The configured channel count and size, applied once to the uint8 images in memory."""
+        images = adapt_channels(image_set.images, self.input_shape[0])
+        return ImageSet(resize(images, self.input_shape[1]), image_set.labels)
+
+    def _loader(self, image_set: ImageSet | None, shuffle: bool) -> DataLoader:
+        if image_set is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        return DataLoader(
+            InMemoryImages(image_set),
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            collate_fn=keep_batch,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        """Augment (training only) and normalize the uint8 batch where it now is, e.g. on the GPU."""
+        images, labels = batch
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images = random_horizontal_flip(random_crop(images, self.hparams.crop_padding))
+        return normalize(images, self.mean, self.std), labels
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint, so the normalization a model was trained with travels with it."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()} if self.mean is not None else {}
+
+
+def check_settings(hp: Any) -> None:
+    """Reject values that cannot work, naming the setting, before anything is loaded."""
+    if not 0 <= hp.val_fraction < 1 or not 0 <= hp.test_fraction < 1:
+        raise UserError(
+            f"val_fraction={hp.val_fraction} and test_fraction={hp.test_fraction} must each be in [0, 1)"
+        )
+    for name in ("batch_size", "samples_per_class", "image_size"):
+        value = hp[name]
+        if value is not None and value < 1:
+            raise UserError(f"{name}={value} must be a positive whole number")
+    if hp.crop_padding < 0 or hp.num_workers < 0:
+        raise UserError(f"crop_padding={hp.crop_padding} and num_workers={hp.num_workers} must not be negative")
+
+
+def dataset_class_names(dataset: str, root: str) -> list[str]:
+    """Class names in label order, known before anything is loaded."""
+    if dataset == "digits":
+        return DIGITS_CLASSES
+    if dataset == "imagefolder":
+        return folder_class_names(root)
+    if dataset in TORCHVISION_DATASETS:
+        return TORCHVISION_DATASETS[dataset][1]
+    raise UserError(f"unknown dataset {dataset!r}: choose one of {sorted([*TORCHVISION_DATASETS, 'digits', 'imagefolder'])}")
+
+
+def resolve_classes(classes: list[int | str] | None, names: list[str]) -> list[int]:
+    """Class indices for a list of indices or names; all classes when None."""
+    if classes is None:
+        return list(range(len(names)))
+    ids = []
+    for entry in classes:
+        if isinstance(entry, str) and entry in names:
+            ids.append(names.index(entry))
+        elif isinstance(entry, int) and 0 <= entry < len(names):
+            ids.append(entry)
+        else:
+            raise UserError(f"class {entry!r} is not in this dataset: use indices 0-{len(names) - 1} or names {names[:10]}")
+    if len(set(ids)) != len(ids) or len(ids) < 2:
+        raise UserError(f"classes={classes} must name at least two different classes, each once")
+    return ids

@@ -1,0 +1,46 @@
+"""Seeded, per-class index selection: held-out splits, class subsets and label budgets."""
+
+import torch
+from torch import Tensor
+
+from project.data.image_set import ImageSet
+from project.errors import UserError
+
+
+def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Split indices into (kept, held_out), holding out `fraction` of every class, chosen by `seed`.
+
+    Per class, so a small or unbalanced dataset keeps every class on both sides.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    kept, held_out = [], []
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        count = round(fraction * len(members))
+        held_out.append(members[:count])
+        kept.append(members[count:])
+    return torch.cat(kept).sort().values, torch.cat(held_out).sort().values
+
+
+def select_classes(image_set: ImageSet, class_ids: list[int]) -> ImageSet:
+    """Keep only `class_ids` and relabel them 0..k-1 in the order given."""
+    new_label = torch.full((int(image_set.labels.max()) + 1,), -1, dtype=torch.int64)
+    new_label[torch.tensor(class_ids)] = torch.arange(len(class_ids))
+    keep = (new_label[image_set.labels] >= 0).nonzero().flatten()
+    return ImageSet(image_set.images[keep], new_label[image_set.labels[keep]])
+
+
+def take_per_class(image_set: ImageSet, count: int, seed: int, class_names: list[str]) -> ImageSet:
+    """A label budget: `count` training samples of every class, chosen by `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label, name in enumerate(class_names):
+        members = (image_set.labels == label).nonzero().flatten()
+        if len(members) < count:
+            raise UserError(
+                f"samples_per_class={count} but class {name!r} has only {len(members)} training samples "
+                f"(after the validation split): lower --data.samples_per_class or set it to null for all"
+            )
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
+    return image_set.subset(torch.cat(chosen).sort().values)
