@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,19 +47,20 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with `weights_only=True`, so a file carrying code is refused instead of run."""
+    if not Path(path).is_file():
+        raise UserError(f"checkpoint {str(path)!r} does not exist")
+    # torch.save writes a zip archive: anything else is truncated (the zip index sits at the end) or not a checkpoint.
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{str(path)!r} is not a readable checkpoint (truncated, or another kind of file)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as error:
-        raise UserError(f"checkpoint {str(path)!r} does not exist") from error
     except pickle.UnpicklingError as error:
         raise UserError(
             f"refused to load {str(path)!r}: it holds objects other than weights and plain values, "
             f"which could run code; only load checkpoints you trust, re-saved as plain state"
         ) from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise UserError(
-            f"{str(path)!r} is not a readable checkpoint (truncated or another kind of file): {error}"
-        ) from error
+        raise UserError(f"{str(path)!r} is not a readable checkpoint: {error}") from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{str(path)!r} is not a Lightning checkpoint (it has no state_dict)")
     return checkpoint

@@ -1,5 +1,6 @@
 """The command line shared by the scripts: LightningCLI plus experiment folders, resume, test and a summary."""
 
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -84,7 +85,18 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> dict:
         experiment_dir = Path(cli.config["output_dir"]) / cli.config["experiment"]
         ckpt_path = str(find_checkpoint(experiment_dir if ckpt_path == "last" else ckpt_path, "last"))
     trainer = cli.trainer
-    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    run_folder = Path(trainer.log_dir)
+    new_run = not run_folder.exists()
+    try:
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    except UserError:
+        # Bad data settings surface in setup, after the logger opened this run's folder: drop it if it holds
+        # nothing of value, so a failed start leaves no empty version_N behind.
+        if new_run and trainer.is_global_zero and not any(run_folder.rglob("*.ckpt")):
+            shutil.rmtree(run_folder, ignore_errors=True)
+            if run_folder.parent.is_dir() and not any(run_folder.parent.iterdir()):
+                run_folder.parent.rmdir()
+        raise
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
     metrics = results[0] if results else {}

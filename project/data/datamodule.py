@@ -118,7 +118,9 @@ class ImageDataModule(LightningDataModule):
             return load_digits_images(), None, None
         if hp.dataset == "imagefolder":
             folders = split_folders(hp.root)
-            loaded = {split: load_image_folder(path, self.all_class_names, hp.image_size) for split, path in folders.items()}
+            loaded = {
+                split: load_image_folder(path, self.all_class_names, hp.image_size) for split, path in folders.items()
+            }
             return loaded["train"], loaded.get("val"), loaded.get("test")
         train = load_torchvision_split(hp.dataset, hp.root, train=True)
         return train, None, load_torchvision_split(hp.dataset, hp.root, train=False)
@@ -184,7 +186,8 @@ def dataset_class_names(dataset: str, root: str) -> list[str]:
         return folder_class_names(root)
     if dataset in TORCHVISION_DATASETS:
         return TORCHVISION_DATASETS[dataset][1]
-    raise UserError(f"unknown dataset {dataset!r}: choose one of {sorted([*TORCHVISION_DATASETS, 'digits', 'imagefolder'])}")
+    known = sorted([*TORCHVISION_DATASETS, "digits", "imagefolder"])
+    raise UserError(f"unknown dataset {dataset!r}: choose one of {known}")
 
 
 def resolve_classes(classes: list[int | str] | None, names: list[str]) -> list[int]:
@@ -198,7 +201,9 @@ def resolve_classes(classes: list[int | str] | None, names: list[str]) -> list[i
         elif isinstance(entry, int) and 0 <= entry < len(names):
             ids.append(entry)
         else:
-            raise UserError(f"class {entry!r} is not in this dataset: use indices 0-{len(names) - 1} or names {names[:10]}")
+            raise UserError(
+                f"class {entry!r} is not in this dataset: use indices 0-{len(names) - 1} or names {names[:10]}"
+            )
     if len(set(ids)) != len(ids) or len(ids) < 2:
         raise UserError(f"classes={classes} must name at least two different classes, each once")
     return ids

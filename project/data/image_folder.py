@@ -64,7 +64,7 @@ def load_image_folder(folder: Path, class_names: list[str], image_size: int | No
     files = list_images(folder, class_names)
     arrays = [decode_image(path, image_size) for path, _ in files]
     first_shape = arrays[0].shape[:2]
-    for (path, _), array in zip(files, arrays):
+    for (path, _), array in zip(files, arrays, strict=True):
         if array.shape[:2] != first_shape:
             raise UserError(
                 f"image {str(path)!r} is {array.shape[1]}×{array.shape[0]} but {str(files[0][0])!r} is "

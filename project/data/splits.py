@@ -24,8 +24,9 @@ def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
 
 
 def select_classes(image_set: ImageSet, class_ids: list[int]) -> ImageSet:
-    """Keep only `class_ids` and relabel them 0..k-1 in the order given."""
-    new_label = torch.full((int(image_set.labels.max()) + 1,), -1, dtype=torch.int64)
+    """Keep only `class_ids` and relabel them 0..k-1 in the order given (a split may lack some, or be empty)."""
+    largest = int(image_set.labels.max()) if len(image_set) else 0
+    new_label = torch.full((max(largest, *class_ids) + 1,), -1, dtype=torch.int64)
     new_label[torch.tensor(class_ids)] = torch.arange(len(class_ids))
     keep = (new_label[image_set.labels] >= 0).nonzero().flatten()
     return ImageSet(image_set.images[keep], new_label[image_set.labels[keep]])

@@ -31,8 +31,9 @@ class CNNBackbone(nn.Module):
         super().__init__()
         widths = [input_shape[0], *channels]
         self.features = nn.Sequential(*(conv_block(a, b, batch_norm) for a, b in zip(widths, widths[1:], strict=False)))
-        with torch.no_grad():
-            flat_size = self.features(torch.zeros(1, *input_shape)).numel()
+        with torch.no_grad():  # in eval mode, so the dry run leaves the BatchNorm statistics untouched
+            flat_size = self.features.eval()(torch.zeros(1, *input_shape)).numel()
+        self.features.train()
         self.fc = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat_size, feature_size), nn.ReLU(inplace=True)
         )

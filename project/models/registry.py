@@ -20,3 +20,8 @@ def build_backbone(name: str, input_shape: tuple[int, int, int], args: dict[str,
         return BACKBONES[name](tuple(input_shape), **(args or {}))
     except TypeError as error:
         raise UserError(f"bad backbone_args {args} for backbone {name!r}: {error}") from error
+    except (RuntimeError, ValueError) as error:  # e.g. more pooling than the image has pixels
+        raise UserError(
+            f"backbone {name!r} with args {args} cannot take {tuple(input_shape)} (C, H, W) images ({error}): "
+            f"use fewer conv blocks or a larger --data.image_size"
+        ) from error

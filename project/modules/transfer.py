@@ -35,24 +35,35 @@ class TransferClassifier(ImageClassifier):
     ) -> None:
         checkpoint = None
         if pretrained is not None:
-            pretrained = str(find_checkpoint(pretrained, "best"))  # recorded in hparams as the resolved file
+            pretrained = str(find_checkpoint(pretrained, "best"))
             checkpoint = load_checkpoint(pretrained)
             backbone, backbone_args = pretrained_architecture(
                 checkpoint, pretrained, backbone, backbone_args, input_shape
             )
         backbone = backbone or "cnn"
         super().__init__(backbone=backbone, backbone_args=backbone_args, input_shape=input_shape, **kwargs)
+        # Record what was resolved, not what was asked for (LightningCLI saves the config as given), so the
+        # checkpoint names its architecture and the exact pretrained file even when the config left them open.
+        self.hparams.update(pretrained=pretrained, backbone=backbone, backbone_args=backbone_args)
         if checkpoint is not None:
             load_backbone_weights(self.backbone, checkpoint, pretrained)
         if strategy == "linear_probe":
             self.backbone.requires_grad_(False)
 
     def train(self, mode: bool = True) -> "TransferClassifier":
-        """Lightning calls train() every epoch; a frozen backbone stays in eval so BatchNorm statistics never move."""
+        """A frozen backbone stays in eval mode whenever the model is put in train mode."""
         super().train(mode)
+        self._keep_frozen_backbone_in_eval()
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning 2.6 no longer calls train() when fit starts, so enforce the policy here too.
+        self._keep_frozen_backbone_in_eval()
+
+    def _keep_frozen_backbone_in_eval(self) -> None:
+        """BatchNorm in train mode updates its running statistics even with requires_grad off (Lightning #15062)."""
         if self.hparams.strategy == "linear_probe":
             self.backbone.eval()
-        return self
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         groups = [{"name": "head", "params": list(self.head.parameters())}]

@@ -1,0 +1,138 @@
+"""The checkpoint handoff from pretraining to fine-tuning, and what each strategy trains."""
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Trainer
+from tiny_settings import TINY_CNN, TINY_RUN
+
+from project.checkpoints import find_checkpoint, load_checkpoint
+from project.cli import run_experiment
+from project.data import ImageDataModule
+from project.errors import UserError
+from project.modules import ImageClassifier, TransferClassifier
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> Path:
+    """The best checkpoint of a tiny pretraining run of the default config (digits 0-4)."""
+    out = tmp_path_factory.mktemp("pretrain")
+    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={out}"])
+    return find_checkpoint(out / "digits_pretrain", "best")
+
+
+def target_data(**overrides) -> ImageDataModule:
+    data = ImageDataModule(classes=[5, 6, 7], samples_per_class=8, batch_size=8, **overrides)
+    data.setup()
+    return data
+
+
+def transfer_model(pretrained: Path, **overrides) -> TransferClassifier:
+    return TransferClassifier(pretrained=str(pretrained), num_classes=3, input_shape=(1, 28, 28), **overrides)
+
+
+def train_steps(model: TransferClassifier, steps: int = 3) -> None:
+    trainer = Trainer(
+        max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+    )
+    trainer.fit(model, datamodule=target_data())
+
+
+def clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in module.state_dict().items()}
+
+
+def test_backbone_starts_as_the_pretrained_one_under_a_new_head(pretrained):
+    checkpoint = load_checkpoint(pretrained)
+    model = transfer_model(pretrained)
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, checkpoint["state_dict"][f"backbone.{key}"]), key
+    assert model.head.out_features == 3 and checkpoint["state_dict"]["head.weight"].shape[0] == 5
+    assert model.hparams.backbone == "cnn"
+    assert model.hparams.backbone_args == checkpoint["hyper_parameters"]["backbone_args"]
+    assert model.hparams.pretrained == str(pretrained)
+
+
+def test_linear_probe_changes_the_head_only_and_keeps_batchnorm_statistics(pretrained):
+    model = transfer_model(pretrained, strategy="linear_probe")
+    backbone_before, head_before = clone_state(model.backbone), clone_state(model.head)
+    train_steps(model)
+    for key, value in model.backbone.state_dict().items():  # weights and BatchNorm running stats alike
+        assert torch.equal(value, backbone_before[key]), key
+    assert not torch.equal(model.head.weight, head_before["weight"])
+
+
+def test_full_fine_tuning_changes_the_backbone(pretrained):
+    model = transfer_model(pretrained, strategy="full")
+    before = clone_state(model.backbone)
+    train_steps(model)
+    changed = [key for key, value in model.backbone.state_dict().items() if not torch.equal(value, before[key])]
+    assert "features.0.0.weight" in changed and "fc.2.weight" in changed
+
+
+def test_scratch_baseline_has_the_same_architecture_but_fresh_weights(pretrained):
+    checkpoint = load_checkpoint(pretrained)
+    args = checkpoint["hyper_parameters"]["backbone_args"]
+    scratch = TransferClassifier(pretrained=None, backbone="cnn", backbone_args=args, num_classes=3)
+    assert scratch.backbone.state_dict().keys() == transfer_model(pretrained).backbone.state_dict().keys()
+    pretrained_stem = checkpoint["state_dict"]["backbone.features.0.0.weight"]
+    assert not torch.equal(scratch.backbone.features[0][0].weight, pretrained_stem)
+
+
+def test_run_and_experiment_folders_resolve_to_the_newest_best_checkpoint(pretrained):
+    run_folder = pretrained.parent.parent
+    assert find_checkpoint(run_folder, "best") == pretrained
+    assert find_checkpoint(run_folder.parent, "best") == pretrained
+    assert find_checkpoint(run_folder.parent, "last").name == "last.ckpt"
+
+
+def test_checkpoint_of_another_architecture_is_refused(pretrained):
+    with pytest.raises(UserError, match="holds a 'cnn' backbone.*asks for 'mlp'"):
+        transfer_model(pretrained, backbone="mlp")
+
+
+def test_data_of_another_shape_is_refused_with_the_fix(pretrained):
+    with pytest.raises(UserError, match="--data.channels=1 --data.image_size=28"):
+        TransferClassifier(pretrained=str(pretrained), num_classes=3, input_shape=(3, 32, 32))
+
+
+def test_missing_checkpoint_and_empty_experiment_folder_are_clear_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        TransferClassifier(pretrained=str(tmp_path / "nope.ckpt"), num_classes=3)
+    (tmp_path / "experiment" / "version_0").mkdir(parents=True)
+    with pytest.raises(UserError, match="no best checkpoint.*scripts/pretrain.py"):
+        TransferClassifier(pretrained=str(tmp_path / "experiment"), num_classes=3)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_in_the_error(tmp_path):
+    path = tmp_path / "notes.ckpt"
+    path.write_text("not a checkpoint")
+    with pytest.raises(UserError, match="notes.ckpt.*not a readable checkpoint"):
+        load_checkpoint(path)
+    truncated = tmp_path / "truncated.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    with pytest.raises(UserError, match="truncated.ckpt"):
+        load_checkpoint(truncated)
+
+
+class _WritesMarker:
+    """A pickle payload that would create a file if unpickled with weights_only=False."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _WritesMarker(marker)}, path, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    with pytest.raises(UserError, match="refused to load"):
+        load_checkpoint(path)
+    assert not marker.exists()

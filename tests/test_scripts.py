@@ -1,0 +1,129 @@
+"""Both scripts end to end through the real config files, with tiny settings: outputs, resume, errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_settings import TINY_CNN, TINY_RUN
+
+from project.cli import CONFIG_DIR, run_experiment
+from project.modules import ImageClassifier, TransferClassifier
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pretrain(*args: str) -> dict:
+    return run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, *args])
+
+
+def finetune(*args: str) -> dict:
+    return run_experiment(TransferClassifier, "digits_finetune.yaml", [*TINY_RUN, *args])
+
+
+def run_folder_files(run: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(run)): path.read_bytes() for path in run.rglob("*") if path.is_file()}
+
+
+def test_pretrain_then_finetune_with_the_default_configs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pretrain_metrics = pretrain()
+    run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    assert (run / "config.yaml").is_file()
+    assert list(run.glob("events.out.tfevents.*"))
+    best = list((run / "checkpoints").glob("best-*.ckpt"))
+    assert len(best) == 1 and (run / "checkpoints" / "last.ckpt").is_file()
+    assert 0 <= pretrain_metrics["test/acc"] <= 1 and pretrain_metrics["test/loss"] > 0
+
+    finetune_metrics = finetune()  # finds the pretraining checkpoint by itself
+    fine_run = tmp_path / "lightning_logs" / "digits_finetune" / "version_0"
+    checkpoint = torch.load(next((fine_run / "checkpoints").glob("best-*.ckpt")), weights_only=True)
+    expected = Path("lightning_logs/digits_pretrain/version_0/checkpoints") / best[0].name
+    assert checkpoint["hyper_parameters"]["pretrained"] == str(expected)
+    assert checkpoint["hyper_parameters"]["class_names"] == ["5", "6", "7", "8", "9"]
+    assert checkpoint["state_dict"]["head.weight"].shape == (5, 16)
+    assert set(finetune_metrics) == {"test/acc", "test/loss"}
+
+
+def test_an_explicit_checkpoint_path_and_a_second_run_that_overwrites_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pretrain()
+    first = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    before = run_folder_files(first)
+    pretrain("--seed_everything=7")
+    assert (first.parent / "version_1" / "checkpoints" / "last.ckpt").is_file()
+    assert run_folder_files(first) == before
+    finetune(f"--model.pretrained={first / 'checkpoints' / 'last.ckpt'}", "--model.strategy=linear_probe")
+    hparams = torch.load(
+        tmp_path / "lightning_logs" / "digits_finetune" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True
+    )["hyper_parameters"]
+    assert hparams["pretrained"].endswith("version_0/checkpoints/last.ckpt") and hparams["strategy"] == "linear_probe"
+
+
+def test_resume_from_last_continues_the_epoch_count_and_steps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # Cosine, not the config's one-cycle: a one-cycle schedule is fixed to the first run's length.
+    pretrain("--trainer.max_epochs=1", "--model.scheduler=cosine")
+    pretrain("--ckpt_path=last", "--trainer.max_epochs=2", "--model.scheduler=cosine")
+    experiment = tmp_path / "lightning_logs" / "digits_pretrain"
+    first = torch.load(experiment / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    resumed = torch.load(experiment / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert first["epoch"] == 0 and resumed["epoch"] == 1
+    assert resumed["global_step"] == 2 * first["global_step"] == 6
+
+
+def test_imagefolder_data_runs_end_to_end(tmp_path, monkeypatch, image_folder):
+    monkeypatch.chdir(tmp_path)
+    metrics = pretrain("--data.dataset=imagefolder", f"--data.root={image_folder}", "--data.classes=null")
+    checkpoint = torch.load(
+        next((tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints").glob("best-*.ckpt")),
+        weights_only=True,
+    )
+    assert checkpoint["hyper_parameters"]["input_shape"] == (3, 16, 16)
+    assert checkpoint["hyper_parameters"]["class_names"] == sorted(p.name for p in Path(image_folder).iterdir())
+    assert 0 <= metrics["test/acc"] <= 1
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
+def test_every_config_file_parses(config, capsys):
+    model_class = TransferClassifier if "finetune" in config else ImageClassifier
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiment(model_class, config, ["--print_config"])
+    assert exit_info.value.code == 0
+    assert "experiment:" in capsys.readouterr().out
+
+
+def run_script_process(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The script as a user runs it, in its own process, so exit codes and stderr are the real ones."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *TINY_RUN, *args],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("pretrain.py", ["--data.dataset=nope"], "data.dataset"),
+        ("pretrain.py", ["--model.backbone=resnet999"], "model.backbone"),
+        ("pretrain.py", ["--data.samples_per_class=500"], "samples_per_class=500 but class '0' has only"),
+        ("pretrain.py", ["--data.classes=[0, 42]"], "class 42 is not in this dataset"),
+        ("pretrain.py", ["--config", str(CONFIG_DIR / "mnist_mlp.yaml"), "--data.root=empty", "--data.download=false"],
+         "mnist (train split) not found under 'empty'"),
+        ("pretrain.py", ["--data.dataset=imagefolder", "--data.root=missing_folder"], "does not exist"),
+        ("finetune.py", ["--model.pretrained=no/such/run"], "'no/such/run' does not exist"),
+        ("finetune.py", [], "no best checkpoint"),  # the default config, before any pretraining
+    ],
+)
+def test_user_errors_exit_non_zero_with_a_clear_message_and_write_nothing(tmp_path, script, args, message):
+    existing = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    existing.mkdir(parents=True)
+    (existing / "keep.txt").write_text("an earlier run")
+    result = run_script_process(script, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (existing / "keep.txt").read_text() == "an earlier run"
+    everything = sorted(p.name for p in (tmp_path / "lightning_logs").rglob("*"))
+    assert everything == ["digits_pretrain", "keep.txt", "version_0"]

@@ -1,0 +1,14 @@
+"""Overrides that shrink the real configs for tests: the YAML users run is the YAML tests run, only smaller."""
+
+# One short epoch on CPU; everything else comes from the config file.
+TINY_RUN = [
+    "--trainer.max_epochs=1",
+    "--trainer.limit_train_batches=3",
+    "--trainer.limit_val_batches=2",
+    "--trainer.limit_test_batches=2",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+TINY_CNN = "--model.backbone_args={channels: [4, 8], feature_size: 16, batch_norm: true}"
