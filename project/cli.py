@@ -12,12 +12,17 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from project.checkpoints import find_checkpoint
 from project.data import ImageDataModule
+from project.epoch_seeding import ReseedEveryEpoch
 from project.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 # Batches come from tensors in memory, so worker processes would only take the cores the model needs.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+# run_experiment passes the command line as `args` on purpose (to put the default --config first).
+warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended to run from within Python.*")
+# Raised inside Lightning's own code on recent torch; nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 class ExperimentCLI(LightningCLI):
@@ -56,7 +61,10 @@ class ExperimentCLI(LightningCLI):
 
 def default_callbacks(with_lr_monitor: bool) -> list:
     """The best checkpoint by val/acc (what fine-tuning and testing use), the last one (for resume), lr curves."""
-    callbacks = [ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}", save_last=True)]
+    callbacks = [
+        ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}", save_last=True),
+        ReseedEveryEpoch(),
+    ]
     return [*callbacks, LearningRateMonitor(logging_interval="step")] if with_lr_monitor else callbacks
 
 
@@ -100,18 +108,19 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> dict:
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
     metrics = results[0] if results else {}
+    log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:
-        print_summary(trainer, best, metrics)
+        print_summary(log_dir, trainer.logger is not None, best, metrics)
     return metrics
 
 
-def print_summary(trainer, best: str, metrics: dict) -> None:
+def print_summary(log_dir: str, logged: bool, best: str, metrics: dict) -> None:
     lines = ["", "=" * 60]
-    lines.append(f"run folder:   {trainer.log_dir}")
+    lines.append(f"run folder:   {log_dir}")
     if best:
         lines.append(f"best ckpt:    {best}")
         lines.append(f"last ckpt:    {Path(best).parent / 'last.ckpt'}")
     lines.append("test metrics: " + ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items())))
-    if trainer.logger:
-        lines.append(f"curves:       tensorboard --logdir {Path(trainer.log_dir).parent.parent}")
+    if logged:
+        lines.append(f"curves:       tensorboard --logdir {Path(log_dir).parent.parent}")
     print("\n".join([*lines, "=" * 60]))

@@ -1,5 +1,6 @@
 """One LightningDataModule for MNIST-style and CIFAR-style data, held in memory as uint8 tensors."""
 
+import os
 from typing import Any, Literal
 
 import torch
@@ -18,6 +19,7 @@ from project.data.batch_transforms import (
 from project.data.digits import DIGITS_CLASSES, load_digits_images
 from project.data.image_folder import first_image_shape, folder_class_names, load_image_folder, split_folders
 from project.data.image_set import ImageSet, InMemoryImages, keep_batch
+from project.data.resumable_shuffle import ResumableShuffle
 from project.data.splits import select_classes, stratified_split, take_per_class
 from project.data.torchvision_sets import TORCHVISION_DATASETS, download_torchvision_dataset, load_torchvision_split
 from project.errors import UserError
@@ -78,6 +80,8 @@ class ImageDataModule(LightningDataModule):
         self.train_set: ImageSet | None = None
         self.val_set: ImageSet | None = None
         self.test_set: ImageSet | None = None
+        self.train_sampler: ResumableShuffle | None = None
+        self.train_passes = 0
 
     @property
     def num_classes(self) -> int:
@@ -130,13 +134,13 @@ class ImageDataModule(LightningDataModule):
         images = adapt_channels(image_set.images, self.input_shape[0])
         return ImageSet(resize(images, self.input_shape[1]), image_set.labels)
 
-    def _loader(self, image_set: ImageSet | None, shuffle: bool) -> DataLoader:
+    def _loader(self, image_set: ImageSet | None, sampler: ResumableShuffle | None = None) -> DataLoader:
         if image_set is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         return DataLoader(
             InMemoryImages(image_set),
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             collate_fn=keep_batch,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
@@ -144,13 +148,17 @@ class ImageDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        if self.train_set is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # the run's seed_everything
+        self.train_sampler = ResumableShuffle(len(self.train_set), seed, passes=self.train_passes)
+        return self._loader(self.train_set, self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return self._loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader(self.test_set)
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         """Augment (training only) and normalize the uint8 batch where it now is, e.g. on the GPU."""
@@ -160,8 +168,17 @@ class ImageDataModule(LightningDataModule):
         return normalize(images, self.mean, self.std), labels
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint, so the normalization a model was trained with travels with it."""
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()} if self.mean is not None else {}
+        """Saved in every checkpoint: the normalization a model was trained with, and the shuffle's position."""
+        state: dict[str, Any] = {"train_passes": self.train_sampler.passes if self.train_sampler else 0}
+        if self.mean is not None:
+            state.update(mean=self.mean.tolist(), std=self.std.tolist())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """On resume, Lightning restores this before it makes the train dataloader."""
+        self.train_passes = state.get("train_passes", 0)
+        if self.train_sampler is not None:
+            self.train_sampler.passes = self.train_passes
 
 
 def check_settings(hp: Any) -> None:

@@ -39,5 +39,9 @@ class CNNBackbone(nn.Module):
         )
         self.out_features = feature_size
 
+    def blocks(self) -> list[nn.Module]:
+        """The conv blocks, then the feature layer: the units that gradual unfreezing and layer-wise lr work on."""
+        return [*self.features, self.fc]
+
     def forward(self, images: Tensor) -> Tensor:
         return self.fc(self.features(images))

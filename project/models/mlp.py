@@ -10,13 +10,16 @@ class MLPBackbone(nn.Module):
 
     def __init__(self, input_shape: tuple[int, int, int], hidden_sizes: tuple[int, ...] = (128, 64)) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(input_shape)
-        for size in hidden_sizes:
-            layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
-            width = size
-        self.blocks = nn.Sequential(*layers)
-        self.out_features = width
+        widths = [math.prod(input_shape), *hidden_sizes]
+        self.flatten = nn.Flatten()
+        self.layers = nn.Sequential(
+            *(nn.Sequential(nn.Linear(a, b), nn.ReLU(inplace=True)) for a, b in zip(widths, widths[1:], strict=False))
+        )
+        self.out_features = widths[-1]
+
+    def blocks(self) -> list[nn.Module]:
+        """The layers in input-to-output order: the units that gradual unfreezing and layer-wise lr work on."""
+        return list(self.layers)
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.blocks(images)
+        return self.layers(self.flatten(images))

@@ -1,5 +1,8 @@
 """The LightningModule that trains any backbone + linear head as an image classifier."""
 
+import math
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -10,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from project.errors import UserError
 from project.models import BackboneName, build_backbone
+from project.modules.lr_schedules import SCHEDULES
 
 STAGES = ("train", "val", "test")
 
@@ -80,25 +84,47 @@ class ImageClassifier(LightningModule):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Named optimizer groups (the names show in TensorBoard's lr curves); subclasses split them further."""
-        return [{"name": "model", "params": [p for p in self.parameters() if p.requires_grad]}]
+        return [{"name": "model", "params": list(self.parameters())}]
+
+    def lr_scale(self, group: int, epoch: int) -> float:
+        """Multiplier of group `group`'s lr in `epoch` (0 freezes it); subclasses plan fine-tuning with it."""
+        return 1.0
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         groups = self.parameter_groups()
-        for group in groups:
-            group.setdefault("lr", hp.lr)
         if hp.optimizer == "sgd":
             optimizer = torch.optim.SGD(
                 groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay
             )
         else:
             optimizer = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.scheduler == "none":
-            return optimizer
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        if hp.scheduler == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-        else:
-            peak = [group["lr"] for group in groups]
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=total_steps)
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        batches = self.trainer.num_training_batches  # known once estimated_stepping_batches has loaded the data
+        accumulate = self.trainer.accumulate_grad_batches
+        steps_per_epoch = total_steps if math.isinf(batches) else max(1, math.ceil(batches / accumulate))
+        factors = [
+            partial(lr_factor, self, group, SCHEDULES[hp.scheduler], total_steps, steps_per_epoch)
+            for group in range(len(groups))
+        ]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """A group gated to lr 0 takes no step at all: no momentum, no weight decay, untouched weights."""
+        for group in optimizer.param_groups:
+            if group["lr"] == 0:
+                for parameter in group["params"]:
+                    parameter.grad = None
+
+
+def lr_factor(
+    model: ImageClassifier, group: int, schedule: Callable[[float], float], total_steps: int, steps_per_epoch: int,
+    step: int,
+) -> float:
+    """The lr factor of a group at optimizer step `step`: the schedule times the model's plan for that epoch.
+
+    The epoch is derived from the step, not read from the trainer, so the first step of an epoch
+    already gets that epoch's plan, and a resumed run computes the same values.
+    """
+    return schedule(step / total_steps) * model.lr_scale(group, step // steps_per_epoch)

@@ -1,18 +1,21 @@
 """The fine-tuning LightningModule: a pretrained backbone under a new head sized for the target task."""
 
+import hashlib
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from project.checkpoints import find_checkpoint, load_backbone_weights, load_checkpoint
 from project.errors import UserError
 from project.models import BackboneName
 from project.modules.classifier import ImageClassifier
-
-Strategy = Literal["linear_probe", "full"]
+from project.modules.finetuning_plan import FinetuningPlan, Strategy
 
 
 class TransferClassifier(ImageClassifier):
-    """An ImageClassifier whose backbone starts from a pretraining checkpoint of this project.
+    """An ImageClassifier whose backbone starts from a pretraining checkpoint, trained by a fine-tuning strategy.
 
     The architecture (backbone name and arguments) is read from the checkpoint, so the fine-tuning
     config need not repeat it; the head is always new, sized by the target data's `num_classes`.
@@ -20,14 +23,23 @@ class TransferClassifier(ImageClassifier):
     Args:
         pretrained: a .ckpt file, a run folder or an experiment folder (its newest best checkpoint);
             null trains the same model from scratch, the baseline a transfer must beat.
-        strategy: `linear_probe` freezes the backbone (BatchNorm statistics included) and trains the head;
-            `full` trains everything.
+        strategy: `linear_probe` (frozen backbone, BatchNorm statistics included), `full` (everything
+            trains), `gradual` (blocks unfreeze from the top at `unfreeze_at` epochs), `lp_ft` (linear
+            probe for `lp_epochs`, then everything at `ft_lr_ratio` × the lr; Kumar et al. 2022).
+        backbone_lr_ratio: backbone lr = lr × this; `layer_decay` multiplies it once more per block down.
+        pretrained_sha256: if set, the pretrained file must have this hash; recorded after every run.
     """
 
     def __init__(
         self,
         pretrained: str | None = None,
         strategy: Strategy = "full",
+        backbone_lr_ratio: float = 1.0,
+        layer_decay: float = 1.0,
+        unfreeze_at: list[int] | None = None,
+        lp_epochs: int = 5,
+        ft_lr_ratio: float = 0.1,
+        pretrained_sha256: str | None = None,
         backbone: BackboneName | None = None,
         backbone_args: dict[str, Any] | None = None,
         input_shape: tuple[int, int, int] = (1, 28, 28),
@@ -36,6 +48,7 @@ class TransferClassifier(ImageClassifier):
         checkpoint = None
         if pretrained is not None:
             pretrained = str(find_checkpoint(pretrained, "best"))
+            pretrained_sha256 = checked_sha256(pretrained, pretrained_sha256)
             checkpoint = load_checkpoint(pretrained)
             backbone, backbone_args = pretrained_architecture(
                 checkpoint, pretrained, backbone, backbone_args, input_shape
@@ -44,32 +57,92 @@ class TransferClassifier(ImageClassifier):
         super().__init__(backbone=backbone, backbone_args=backbone_args, input_shape=input_shape, **kwargs)
         # Record what was resolved, not what was asked for (LightningCLI saves the config as given), so the
         # checkpoint names its architecture and the exact pretrained file even when the config left them open.
-        self.hparams.update(pretrained=pretrained, backbone=backbone, backbone_args=backbone_args)
+        self.hparams.update(
+            pretrained=pretrained, pretrained_sha256=pretrained_sha256, backbone=backbone, backbone_args=backbone_args
+        )
         if checkpoint is not None:
             load_backbone_weights(self.backbone, checkpoint, pretrained)
-        if strategy == "linear_probe":
+        self.provenance = provenance(pretrained, pretrained_sha256, checkpoint)
+        self.plan = FinetuningPlan(
+            strategy, len(self.backbone.blocks()), backbone_lr_ratio, layer_decay,
+            tuple(unfreeze_at or (5,)), lp_epochs, ft_lr_ratio,
+        )
+        check_plan(self.plan)
+        if strategy == "linear_probe":  # never trains: skip its gradients altogether
             self.backbone.requires_grad_(False)
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The head, then one group per backbone block, all created up front (gated by lr, never added later)."""
+        groups = [{"name": "head", "params": list(self.head.parameters())}]
+        blocks = self.backbone.blocks()
+        for index, block in enumerate(blocks):
+            groups.append({"name": f"backbone.block{index}", "params": list(block.parameters())})
+        in_blocks = {id(p) for group in groups for p in group["params"]}
+        leftover = [p for p in self.backbone.parameters() if id(p) not in in_blocks]
+        groups[1]["params"] += leftover  # parameters outside every block (if a backbone has any) go with the stem
+        return groups
+
+    def lr_scale(self, group: int, epoch: int) -> float:
+        return self.plan.head_lr_scale(epoch) if group == 0 else self.plan.block_lr_scale(group - 1, epoch)
+
     def train(self, mode: bool = True) -> "TransferClassifier":
-        """A frozen backbone stays in eval mode whenever the model is put in train mode."""
+        """Frozen blocks stay in eval mode whenever the model is put in train mode."""
         super().train(mode)
-        self._keep_frozen_backbone_in_eval()
+        if mode:
+            self._freeze_batchnorm_of_frozen_blocks()
         return self
 
     def on_train_epoch_start(self) -> None:
-        # Lightning 2.6 no longer calls train() when fit starts, so enforce the policy here too.
-        self._keep_frozen_backbone_in_eval()
+        # Lightning 2.6 does not call train() when fit starts, and the frozen blocks change by epoch.
+        self._freeze_batchnorm_of_frozen_blocks()
 
-    def _keep_frozen_backbone_in_eval(self) -> None:
-        """BatchNorm in train mode updates its running statistics even with requires_grad off (Lightning #15062)."""
-        if self.hparams.strategy == "linear_probe":
-            self.backbone.eval()
+    def _freeze_batchnorm_of_frozen_blocks(self) -> None:
+        """BatchNorm in train mode updates its running statistics even when its block is frozen (#15062)."""
+        epoch = self.trainer.current_epoch if self._trainer is not None else 0
+        for index, block in enumerate(self.backbone.blocks()):
+            block.train(self.plan.block_trains(index, epoch))
 
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        groups = [{"name": "head", "params": list(self.head.parameters())}]
-        if self.hparams.strategy == "full":
-            groups.append({"name": "backbone", "params": list(self.backbone.parameters())})
-        return groups
+    def on_fit_start(self) -> None:
+        if self.provenance and isinstance(self.logger, TensorBoardLogger):
+            text = json.dumps(self.provenance, indent=2, default=str)
+            self.logger.experiment.add_text("provenance", "\n".join(f"    {line}" for line in text.splitlines()))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["provenance"] = self.provenance
+
+
+def check_plan(plan: FinetuningPlan) -> None:
+    if plan.backbone_lr_ratio < 0 or not 0 < plan.layer_decay <= 1 or plan.ft_lr_ratio <= 0 or plan.lp_epochs < 0:
+        raise UserError(
+            f"backbone_lr_ratio={plan.backbone_lr_ratio} must be >= 0, layer_decay={plan.layer_decay} in (0, 1], "
+            f"ft_lr_ratio={plan.ft_lr_ratio} > 0 and lp_epochs={plan.lp_epochs} >= 0"
+        )
+    if any(b < a for a, b in zip(plan.unfreeze_at, plan.unfreeze_at[1:], strict=False)) or min(plan.unfreeze_at) < 0:
+        raise UserError(f"unfreeze_at={list(plan.unfreeze_at)} must be epochs >= 0 in increasing order")
+
+
+def checked_sha256(path: str, expected: str | None) -> str:
+    """The file's sha256; if `expected` is given the file must match it (the run being reproduced used it)."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else ""
+    if expected is not None and digest != expected:
+        raise UserError(
+            f"{path!r} has sha256 {digest[:12]}… but pretrained_sha256 asks for {expected[:12]}…: the pretrained "
+            f"checkpoint changed; point --model.pretrained at the original file or drop --model.pretrained_sha256"
+        )
+    return digest
+
+
+def provenance(path: str | None, sha256: str | None, checkpoint: dict[str, Any] | None) -> dict[str, Any]:
+    """Where the backbone came from: the file, its hash, and the pretraining run's config and hyperparameters."""
+    if path is None or checkpoint is None:
+        return {}
+    config_file = Path(path).parent.parent / "config.yaml"  # <run>/checkpoints/x.ckpt -> <run>/config.yaml
+    return {
+        "pretrained_checkpoint": str(path),
+        "sha256": sha256,
+        "pretraining_hparams": dict(checkpoint.get("hyper_parameters", {})),
+        "pretraining_config": config_file.read_text() if config_file.is_file() else None,
+    }
 
 
 def pretrained_architecture(
