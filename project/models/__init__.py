@@ -3,5 +3,6 @@
 from project.models.cnn import CNNBackbone
 from project.models.mlp import MLPBackbone
 from project.models.registry import BACKBONES, BackboneName, build_backbone
+from project.models.torchvision_zoo import TorchvisionBackbone
 
-__all__ = ["BACKBONES", "BackboneName", "CNNBackbone", "MLPBackbone", "build_backbone"]
+__all__ = ["BACKBONES", "BackboneName", "CNNBackbone", "MLPBackbone", "TorchvisionBackbone", "build_backbone"]

@@ -1,5 +1,7 @@
 """Backbones by name, so configs and checkpoints name an architecture with a plain string."""
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 from torch import nn
@@ -7,9 +9,14 @@ from torch import nn
 from project.errors import UserError
 from project.models.cnn import CNNBackbone
 from project.models.mlp import MLPBackbone
+from project.models.torchvision_zoo import ZOO_ARCHITECTURES, TorchvisionBackbone
 
-BackboneName = Literal["mlp", "cnn"]
-BACKBONES: dict[str, type[nn.Module]] = {"mlp": MLPBackbone, "cnn": CNNBackbone}
+BackboneName = Literal["mlp", "cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0"]
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "mlp": MLPBackbone,
+    "cnn": CNNBackbone,
+    **{arch: partial(TorchvisionBackbone, arch=arch) for arch in ZOO_ARCHITECTURES},
+}
 
 
 def build_backbone(name: str, input_shape: tuple[int, int, int], args: dict[str, Any] | None = None) -> nn.Module:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -55,6 +56,8 @@ class ImageClassifier(LightningModule):
         if optimizer == "sgd" and nesterov and momentum == 0:
             raise UserError("nesterov=true needs momentum > 0: set --model.momentum=0.9 or --model.nesterov=false")
         self.backbone = build_backbone(backbone, input_shape, backbone_args)
+        if hasattr(self.backbone, "report"):  # what a zoo backbone reused and what is new
+            rank_zero_info(f"backbone {self.backbone.report}")
         self.head = nn.Linear(self.backbone.out_features, num_classes)
         for stage in STAGES:  # one metric object per split: their states must not mix
             setattr(self, f"{stage}_accuracy", MulticlassAccuracy(num_classes, average="micro"))

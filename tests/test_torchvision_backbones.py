@@ -1,0 +1,86 @@
+"""torchvision zoo backbones: local weights, grayscale stems, offline errors, and fine-tuning through the script."""
+
+import pytest
+import torch
+import torchvision
+from tiny_settings import TINY_RUN
+
+from project.cli import CONFIG_DIR, run_experiment
+from project.errors import UserError
+from project.models import TorchvisionBackbone, build_backbone
+from project.modules import TransferClassifier
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory):
+    """A resnet18 state dict on disk, as a user would save ImageNet weights for an offline machine."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arch", "features"),
+    [("resnet18", 512), ("resnet50", 2048), ("mobilenet_v3_small", 576), ("efficientnet_b0", 1280)],
+)
+def test_zoo_backbones_return_pooled_features_without_their_classifier(arch, features):
+    backbone = build_backbone(arch, (3, 32, 32))
+    assert backbone.out_features == features
+    assert backbone.eval()(torch.rand(2, 3, 32, 32)).shape == (2, features)
+    in_blocks = {id(p) for block in backbone.blocks() for p in block.parameters()}
+    assert all(id(p) in in_blocks for p in backbone.parameters())  # blocks cover every weight
+
+
+def test_weights_from_a_local_file_are_loaded_exactly(resnet18_file):
+    saved = torch.load(resnet18_file, weights_only=True)
+    backbone = TorchvisionBackbone((3, 32, 32), "resnet18", weights_file=str(resnet18_file))
+    state = backbone.model.state_dict()
+    assert state.keys() == {key for key in saved if not key.startswith("fc.")}
+    assert all(torch.equal(state[key], saved[key]) for key in state)
+    assert f"{len(saved)} pretrained tensors reused from {resnet18_file}" in backbone.report
+
+
+def test_grayscale_stem_gives_the_output_of_the_image_replicated_to_three_channels(resnet18_file):
+    rgb = TorchvisionBackbone((3, 32, 32), "resnet18", weights_file=str(resnet18_file)).eval()
+    gray = TorchvisionBackbone((1, 32, 32), "resnet18", weights_file=str(resnet18_file)).eval()
+    assert gray.model.conv1.in_channels == 1 and "summing its filters" in gray.report
+    images = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(gray(images), rgb(images.expand(-1, 3, -1, -1)), atol=1e-5, rtol=1e-5)
+
+
+def test_unknown_weights_name_lists_the_choices():
+    with pytest.raises(UserError, match="unknown weights 'NOPE' for resnet18: choose one of \\['IMAGENET1K_V1'"):
+        build_backbone("resnet18", (3, 32, 32), {"weights": "NOPE"})
+
+
+def test_a_download_without_network_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache, so the weights must be downloaded
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there: the connection is refused
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    with pytest.raises(UserError, match="could not download resnet18 weights IMAGENET1K_V1.*weights_file"):
+        build_backbone("resnet18", (3, 32, 32), {"weights": "IMAGENET1K_V1"})
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        build_backbone("resnet18", (3, 32, 32), {"weights_file": str(tmp_path / "none.pt")})
+
+
+def test_the_resnet18_config_fine_tunes_on_an_image_folder_offline(tmp_path, monkeypatch, image_folder, resnet18_file):
+    monkeypatch.chdir(tmp_path)
+    metrics = run_experiment(
+        TransferClassifier, "unused",
+        ["--config", str(CONFIG_DIR / "resnet18_imagefolder.yaml"), *TINY_RUN, f"--data.root={image_folder}",
+         "--data.image_size=32", f"--model.backbone_args={{weights_file: {resnet18_file}}}"],
+    )
+    checkpoint = torch.load(
+        next((tmp_path / "lightning_logs" / "resnet18_imagefolder").rglob("last.ckpt")), weights_only=True
+    )
+    assert checkpoint["state_dict"]["head.weight"].shape == (3, 512)
+    saved = torch.load(resnet18_file, weights_only=True)
+    # LP-FT's first epoch is a linear probe: the ImageNet backbone (and its BatchNorm statistics) is untouched.
+    key = "layer4.1.bn2.running_var"
+    assert torch.equal(checkpoint["state_dict"][f"backbone.model.{key}"], saved[key])
+    assert 0 <= metrics["test/acc"] <= 1
