@@ -3,9 +3,10 @@
 import shutil
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -74,13 +75,25 @@ def run_experiment(model_class: type[LightningModule], default_config: str, args
     if not any(arg == "--config" or arg.startswith("--config=") for arg in args):
         args = ["--config", str(CONFIG_DIR / default_config), *args]
     try:
-        return fit_and_test(model_class, args)
+        return fit_and_test(model_class, args).metrics
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 
 
-def fit_and_test(model_class: type[LightningModule], args: list[str]) -> dict:
+@dataclass
+class RunResult:
+    """What a finished run leaves: its test metrics, folder, and the trained objects (for studies)."""
+
+    metrics: dict[str, float]
+    log_dir: str
+    trainer: Trainer
+    model: LightningModule
+    datamodule: ImageDataModule
+
+
+def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResult:
+    """Parse `args` like the command line, fit, then test the best checkpoint (UserError on bad input)."""
     cli = ExperimentCLI(
         model_class,
         ImageDataModule,
@@ -111,7 +124,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> dict:
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:
         print_summary(log_dir, trainer.logger is not None, best, metrics)
-    return metrics
+    return RunResult(metrics, log_dir, trainer, cli.model, cli.datamodule)
 
 
 def print_summary(log_dir: str, logged: bool, best: str, metrics: dict) -> None:

@@ -1,0 +1,1 @@
+"""Transfer studies: scratch vs fine-tuning strategies over label budgets and seeds, summarized."""

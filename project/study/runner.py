@@ -1,0 +1,94 @@
+"""Run every (method, label budget, seed) of a study once, storing each result as it finishes."""
+
+import csv
+import shutil
+import time
+from pathlib import Path
+
+from project.cli import CONFIG_DIR, fit_and_test
+from project.errors import UserError
+from project.modules import TransferClassifier
+
+FIELDS = [
+    "method", "samples_per_class", "seed", "test_acc", "test_loss", "labels_per_class", "epochs", "wall_time_s",
+    "trained_params",
+]
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false"]
+
+
+def method_args(method: str) -> list[str]:
+    """`scratch` is the fine-tuning config's model without pretrained weights; the others are strategy overlays."""
+    if method == "scratch":
+        return []
+    overlay = CONFIG_DIR / "strategy" / f"{method}.yaml"
+    if not overlay.is_file():
+        known = ["scratch", *sorted(p.stem for p in overlay.parent.glob("*.yaml"))]
+        raise UserError(f"unknown study method {method!r}: choose from {known}")
+    return ["--config", str(overlay)]
+
+
+def budget_key(budget: int | None) -> str:
+    return "all" if budget is None else str(budget)
+
+
+def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
+    if not results_csv.is_file():
+        return set()
+    with results_csv.open() as file:
+        return {(row["method"], row["samples_per_class"], row["seed"]) for row in csv.DictReader(file)}
+
+
+def append_result(results_csv: Path, row: dict) -> None:
+    new_file = not results_csv.is_file()
+    with results_csv.open("a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=FIELDS)
+        if new_file:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def trained_parameter_count(model: TransferClassifier, last_epoch: int) -> int:
+    """Parameters that trained at some point: the head and every backbone block unfrozen by the last epoch."""
+    count = sum(p.numel() for p in model.head.parameters())
+    for index, block in enumerate(model.backbone.blocks()):
+        if model.plan.block_trains(index, last_epoch):
+            count += sum(p.numel() for p in block.parameters())
+    return count
+
+
+def run_study(
+    finetune_config: Path, pretrained: str, methods: list[str], budgets: list[int | None], seeds: list[int],
+    output_dir: Path, extra_args: list[str], keep_checkpoints: bool,
+) -> int:
+    """Train what is not in results.csv yet; returns how many trainings ran."""
+    results_csv = output_dir / "results.csv"
+    done = finished_runs(results_csv)
+    plan = [(m, b, s) for m in methods for b in budgets for s in seeds]
+    todo = [(m, b, s) for m, b, s in plan if (m, budget_key(b), str(s)) not in done]
+    for method in methods:
+        method_args(method)  # reject an unknown method before hours of training
+    print(f"study: {len(plan)} runs, {len(plan) - len(todo)} already in {results_csv}, {len(todo)} to train")
+    for number, (method, budget, seed) in enumerate(todo, 1):
+        experiment = f"{method}_{budget_key(budget)}_seed{seed}"
+        args = [
+            "--config", str(finetune_config), *method_args(method),
+            f"--model.pretrained={'null' if method == 'scratch' else pretrained}",
+            f"--data.samples_per_class={'null' if budget is None else budget}", f"--seed_everything={seed}",
+            f"--data.split_seed={seed}", f"--output_dir={output_dir / 'runs'}", f"--experiment={experiment}",
+            *QUIET, *extra_args,
+        ]
+        start = time.perf_counter()
+        result = fit_and_test(TransferClassifier, args)
+        wall_time = time.perf_counter() - start
+        epochs = result.trainer.current_epoch
+        data = result.datamodule
+        append_result(results_csv, {
+            "method": method, "samples_per_class": budget_key(budget), "seed": seed,
+            "test_acc": f"{result.metrics['test/acc']:.4f}", "test_loss": f"{result.metrics['test/loss']:.4f}",
+            "labels_per_class": f"{len(data.train_set) / data.num_classes:.1f}", "epochs": epochs,
+            "wall_time_s": f"{wall_time:.1f}", "trained_params": trained_parameter_count(result.model, epochs - 1),
+        })
+        if not keep_checkpoints:
+            shutil.rmtree(Path(result.log_dir) / "checkpoints", ignore_errors=True)
+        print(f"study: [{number}/{len(todo)}] {experiment}: test acc {result.metrics['test/acc']:.4f}", flush=True)
+    return len(todo)

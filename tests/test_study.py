@@ -1,0 +1,84 @@
+"""The transfer study: one CSV row per run, a table that matches it, a plot, and restarts that skip finished runs."""
+
+import csv
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from tiny_settings import TINY_CNN, TINY_RUN
+
+from project.cli import run_experiment
+from project.modules import ImageClassifier
+from project.study.main import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """A tiny pretraining run of the default config: the study's source checkpoint."""
+    out = tmp_path_factory.mktemp("source")
+    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={out}"])
+    return out / "digits_pretrain"
+
+
+def study_args(source: Path, output: Path, seeds: str = "[1, 2]") -> list[str]:
+    return [
+        f"--pretrained={source}", "--methods=[scratch, linear_probe]", "--budgets=[2, 3]", f"--seeds={seeds}",
+        f"--output_dir={output}", f"--extra_args={[*TINY_RUN, TINY_CNN]}",
+    ]
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open() as file:
+        return list(csv.DictReader(file))
+
+
+def test_study_writes_a_row_per_run_a_matching_table_and_a_plot(tmp_path, source, capsys):
+    main(study_args(source, tmp_path))
+    rows = read_rows(tmp_path / "results.csv")
+    assert sorted((r["method"], r["samples_per_class"], r["seed"]) for r in rows) == sorted(
+        (m, b, s) for m in ("scratch", "linear_probe") for b in ("2", "3") for s in ("1", "2")
+    )
+    assert {r["labels_per_class"] for r in rows if r["samples_per_class"] == "3"} == {"3.0"}
+    trained = {row["method"]: int(row["trained_params"]) for row in rows}
+    probe, scratch = trained["linear_probe"], trained["scratch"]
+    assert probe == 16 * 5 + 5 < scratch  # the linear probe trains only its 16→5 head
+
+    table = (tmp_path / "results.md").read_text()
+    for method in ("scratch", "linear_probe"):
+        for budget in ("2", "3"):
+            accs = [float(r["test_acc"]) for r in rows if (r["method"], r["samples_per_class"]) == (method, budget)]
+            cell = f"{statistics.mean(accs):.3f} ± {statistics.stdev(accs):.3f}"
+            assert cell in table.splitlines()[2 if method == "scratch" else 3]
+    assert table.strip() in capsys.readouterr().out  # printed at the end too
+
+    with Image.open(tmp_path / "results.png") as image:
+        assert image.size == (640, 420)
+
+
+def test_a_restarted_study_trains_only_what_is_missing(tmp_path, source, capsys):
+    main(study_args(source, tmp_path, seeds="[1]"))
+    rows = read_rows(tmp_path / "results.csv")
+    assert len(rows) == 4
+    capsys.readouterr()
+    main(study_args(source, tmp_path, seeds="[1, 2]"))  # the same study, one more seed
+    assert "8 runs, 4 already in" in capsys.readouterr().out
+    again = read_rows(tmp_path / "results.csv")
+    assert again[:4] == rows and len(again) == 8
+    main(study_args(source, tmp_path, seeds="[1, 2]"))
+    assert "0 to train" in capsys.readouterr().out and len(read_rows(tmp_path / "results.csv")) == 8
+
+
+def test_unknown_method_is_refused_before_training(tmp_path, source):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "study.py"), f"--pretrained={source}", "--methods=[scratch, magic]",
+         f"--output_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "unknown study method 'magic'" in result.stderr
+    assert not (tmp_path / "results.csv").exists()
