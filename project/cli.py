@@ -61,10 +61,13 @@ class ExperimentCLI(LightningCLI):
 
 
 def default_callbacks(with_lr_monitor: bool) -> list:
-    """The best checkpoint by val/acc (what fine-tuning and testing use), the last one (for resume), lr curves."""
+    """Checkpoints (the best by val/acc, for fine-tuning and testing; the last, for resume), lr curves, test figures."""
+    from project.test_figures import LogTestFigures
+
     callbacks = [
         ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}", save_last=True),
         ReseedEveryEpoch(),
+        LogTestFigures(),  # does nothing without a TensorBoard logger
     ]
     return [*callbacks, LearningRateMonitor(logging_interval="step")] if with_lr_monitor else callbacks
 

@@ -1,6 +1,7 @@
 """One LightningDataModule for MNIST-style and CIFAR-style data, held in memory as uint8 tensors."""
 
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -16,6 +17,7 @@ from project.data.batch_transforms import (
     random_horizontal_flip,
     resize,
 )
+from project.data.decode_cache import cached_image_folder
 from project.data.digits import DIGITS_CLASSES, load_digits_images
 from project.data.image_folder import first_image_shape, folder_class_names, load_image_folder, split_folders
 from project.data.image_set import ImageSet, InMemoryImages, keep_batch
@@ -48,6 +50,7 @@ class ImageDataModule(LightningDataModule):
         channels: convert to this many channels (1 or 3), so any dataset can feed any backbone.
         image_size: resize images to image_size × image_size.
         augment: random crop with padding and horizontal flip while training (null: on for colour data).
+        cache_dir: where decoded image folders are cached (rebuilt when a file changes); null: no cache.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class ImageDataModule(LightningDataModule):
         crop_padding: int = 4,
         batch_size: int = 128,
         num_workers: int = 0,
+        cache_dir: str | None = "data/cache",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -122,12 +126,16 @@ class ImageDataModule(LightningDataModule):
             return load_digits_images(), None, None
         if hp.dataset == "imagefolder":
             folders = split_folders(hp.root)
-            loaded = {
-                split: load_image_folder(path, self.all_class_names, hp.image_size) for split, path in folders.items()
-            }
+            loaded = {split: self._decode_folder(path) for split, path in folders.items()}
             return loaded["train"], loaded.get("val"), loaded.get("test")
         train = load_torchvision_split(hp.dataset, hp.root, train=True)
         return train, None, load_torchvision_split(hp.dataset, hp.root, train=False)
+
+    def _decode_folder(self, folder: Path) -> ImageSet:
+        hp = self.hparams
+        if hp.cache_dir is None:
+            return load_image_folder(folder, self.all_class_names, hp.image_size)
+        return cached_image_folder(folder, self.all_class_names, hp.image_size, hp.cache_dir)
 
     def _adapt(self, image_set: ImageSet) -> ImageSet:
         """The configured channel count and size, applied once to the uint8 images in memory."""

@@ -61,7 +61,11 @@ def decode_image(path: Path, image_size: int | None) -> np.ndarray:
 
 def load_image_folder(folder: Path, class_names: list[str], image_size: int | None) -> ImageSet:
     """Decode every image of one split folder into memory; all must share a size unless `image_size` is set."""
-    files = list_images(folder, class_names)
+    return decode_files(list_images(folder, class_names), image_size)
+
+
+def decode_files(files: list[tuple[Path, int]], image_size: int | None) -> ImageSet:
+    """Decode (path, label) pairs into one uint8 (N, C, H, W) tensor."""
     arrays = [decode_image(path, image_size) for path, _ in files]
     first_shape = arrays[0].shape[:2]
     for (path, _), array in zip(files, arrays, strict=True):

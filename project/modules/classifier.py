@@ -113,6 +113,22 @@ class ImageClassifier(LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_train_start(self) -> None:
+        """Log `params/trainable` (read back by scripts/report.py): parameters this run trains from its first epoch.
+
+        Counted by group and lr plan, not by `requires_grad` alone: strategies such as `lp_ft` freeze blocks
+        with lr 0 and leave their gradients on. (on_train_start, because TransferClassifier owns on_fit_start.)
+        """
+        trainable = sum(
+            parameter.numel()
+            for index, group in enumerate(self.parameter_groups())
+            if self.lr_scale(index, self.current_epoch) > 0
+            for parameter in group["params"]
+            if parameter.requires_grad
+        )
+        for logger in self.loggers:
+            logger.log_metrics({"params/trainable": trainable}, step=self.global_step)
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """A group gated to lr 0 takes no step at all: no momentum, no weight decay, untouched weights."""
         for group in optimizer.param_groups:
