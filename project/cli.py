@@ -65,7 +65,10 @@ def default_callbacks(with_lr_monitor: bool) -> list:
     from project.test_figures import LogTestFigures
 
     callbacks = [
-        ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}", save_last=True),
+        ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}"),
+        # A checkpointer of its own for last.ckpt: Lightning 2.6's save_last only writes when the best one changed,
+        # so a run whose val/acc stopped improving would resume from an old epoch.
+        ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
         ReseedEveryEpoch(),
         LogTestFigures(),  # does nothing without a TensorBoard logger
     ]

@@ -68,15 +68,18 @@ class LogTestFigures(Callback):
 
 
 def confusion_matrix_figure(matrix: Tensor, class_names: list[str]) -> Figure:
-    """Counts of (true class row, predicted class column), each cell labelled with its count."""
+    """Counts of (true class row, predicted class column), each cell labelled with its count up to 20 classes."""
     size = len(class_names)
-    figure = Figure(figsize=(1.5 + 0.5 * size, 1.2 + 0.5 * size), layout="constrained")
+    side = min(1.5 + 0.5 * size, 16)  # inches: 100 classes (CIFAR-100) would otherwise make a 50-inch image
+    figure = Figure(figsize=(side, side), layout="constrained")
     axes = figure.add_subplot()
     axes.imshow(matrix.numpy(), cmap="Blues")
     axes.set_xticks(range(size), class_names, rotation=90 if size > 10 else 0)
     axes.set_yticks(range(size), class_names)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
+    if size > 20:  # the counts would no longer fit in the cells
+        return figure
     threshold = matrix.max().item() / 2  # white text on dark cells
     for row in range(size):
         for column in range(size):
@@ -89,6 +92,7 @@ def confusion_matrix_figure(matrix: Tensor, class_names: list[str]) -> Figure:
 def predictions_figure(images: Tensor, labels: Tensor, predictions: Tensor, class_names: list[str]) -> Figure:
     """Up to 16 images in a 4×4 grid, each titled "true / predicted", min-max scaled for display."""
     figure = Figure(figsize=(8, 8.5), layout="constrained")
+    figure.suptitle("true / predicted (red: wrong)")
     for index, (image, label, prediction) in enumerate(zip(images[:MAX_SAMPLES], labels, predictions, strict=False)):
         axes = figure.add_subplot(4, 4, index + 1)
         low, high = image.min(), image.max()

@@ -348,7 +348,7 @@ def test_datamodule_does_not_augment_outside_training(image_folder):
 def test_datamodule_augments_training_batches_with_crop_and_flip(image_folder):
     torch.manual_seed(0)
     datamodule = folder_module(image_folder, batch_size=32, crop_padding=2)
-    datamodule.trainer = SimpleNamespace(training=True)
+    datamodule.trainer = SimpleNamespace(training=True, current_epoch=0, global_rank=0)
     images, labels = next(iter(datamodule.train_dataloader()))
     first, first_labels = datamodule.on_after_batch_transfer((images, labels), 0)
     second, _ = datamodule.on_after_batch_transfer((images, labels), 0)
@@ -369,7 +369,7 @@ def test_datamodule_augments_training_batches_with_crop_and_flip(image_folder):
 
 def test_datamodule_with_augment_off_does_not_augment_training_batches(image_folder):
     datamodule = folder_module(image_folder, augment=False)
-    datamodule.trainer = SimpleNamespace(training=True)
+    datamodule.trainer = SimpleNamespace(training=True, current_epoch=0, global_rank=0)
     batch = next(iter(datamodule.train_dataloader()))
     expected = normalize(batch[0], datamodule.mean, datamodule.std)
     assert torch.equal(datamodule.on_after_batch_transfer(batch, 0)[0], expected)

@@ -64,8 +64,11 @@ class EpochRecorder(Callback):
         ])
 
 
-def fit(model: TransferClassifier, epochs: int, callbacks=(), ckpt_path: str | None = None, **trainer_args) -> Trainer:
-    data = ImageDataModule(classes=[5, 6, 7], samples_per_class=16, batch_size=16)
+def fit(
+    model: TransferClassifier, epochs: int, callbacks=(), ckpt_path: str | None = None, augment: bool = False,
+    **trainer_args,
+) -> Trainer:
+    data = ImageDataModule(classes=[5, 6, 7], samples_per_class=16, batch_size=16, augment=augment)
     trainer = Trainer(
         max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=1, num_sanity_val_steps=0,
@@ -76,8 +79,8 @@ def fit(model: TransferClassifier, epochs: int, callbacks=(), ckpt_path: str | N
 
 
 def tiny_model(**options) -> TransferClassifier:
-    options = {"scheduler": "none", "lr": 0.1, **options}
-    return TransferClassifier(backbone="cnn", backbone_args=TINY_BACKBONE, num_classes=3, **options)
+    options = {"scheduler": "none", "lr": 0.1, "backbone_args": TINY_BACKBONE, **options}
+    return TransferClassifier(backbone="cnn", num_classes=3, **options)
 
 
 @pytest.mark.parametrize(
@@ -130,19 +133,24 @@ class StopAfterEpoch(Callback):
 
 
 def test_resuming_in_the_middle_of_a_gradual_schedule_ends_with_the_same_weights(tmp_path):
-    options = {"strategy": "gradual", "unfreeze_at": [1, 2], "scheduler": "cosine"}
+    # Shuffling, crop/flip augmentation and dropout all draw random numbers: each must continue exactly.
+    options = {
+        "strategy": "gradual", "unfreeze_at": [1, 2], "scheduler": "cosine",
+        "backbone_args": {**TINY_BACKBONE, "dropout": 0.3},
+    }
     seed_everything(3)
     straight = tiny_model(**options)
-    fit(straight, epochs=4, default_root_dir=tmp_path / "straight", deterministic=True)
+    fit(straight, epochs=4, augment=True, default_root_dir=tmp_path / "straight", deterministic=True)
 
     seed_everything(3)
-    fit(tiny_model(**options), epochs=4, callbacks=[StopAfterEpoch(1)], default_root_dir=tmp_path / "cut",
-        deterministic=True)
+    fit(tiny_model(**options), epochs=4, callbacks=[StopAfterEpoch(1)], augment=True,
+        default_root_dir=tmp_path / "cut", deterministic=True)
     last = next((tmp_path / "cut").rglob("last.ckpt"))
     assert torch.load(last, weights_only=True)["epoch"] == 1
     seed_everything(3)
     resumed = tiny_model(**options)
-    fit(resumed, epochs=4, default_root_dir=tmp_path / "resumed", deterministic=True, ckpt_path=str(last))
+    fit(resumed, epochs=4, augment=True, default_root_dir=tmp_path / "resumed", deterministic=True,
+        ckpt_path=str(last))
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
 

@@ -10,6 +10,7 @@ from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.cli import CONFIG_DIR, run_experiment
 from project.modules import ImageClassifier, TransferClassifier
+from project.study.main import main as study_main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,13 +86,30 @@ def test_imagefolder_data_runs_end_to_end(tmp_path, monkeypatch, image_folder):
     assert 0 <= metrics["test/acc"] <= 1
 
 
+FINETUNE_CONFIGS = {"digits_finetune.yaml", "cifar10_split_finetune.yaml", "resnet18_imagefolder.yaml"}
+STUDY_CONFIGS = {"study_digits.yaml"}
+
+
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
 def test_every_config_file_parses(config, capsys):
-    model_class = TransferClassifier if "finetune" in config else ImageClassifier
     with pytest.raises(SystemExit) as exit_info:
-        run_experiment(model_class, config, ["--print_config"])
+        if config in STUDY_CONFIGS:
+            study_main(["--config", str(CONFIG_DIR / config), "--print_config"])
+        else:
+            model_class = TransferClassifier if config in FINETUNE_CONFIGS else ImageClassifier
+            run_experiment(model_class, config, ["--print_config"])
     assert exit_info.value.code == 0
-    assert "experiment:" in capsys.readouterr().out
+    assert ("methods:" if config in STUDY_CONFIGS else "experiment:") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("overlay", sorted(p.name for p in (CONFIG_DIR / "strategy").glob("*.yaml")))
+@pytest.mark.parametrize("base", ["digits_finetune.yaml", "cifar10_split_finetune.yaml"])
+def test_every_strategy_overlay_parses_after_each_finetune_config(base, overlay, capsys):
+    args = ["--config", str(CONFIG_DIR / base), "--config", str(CONFIG_DIR / "strategy" / overlay), "--print_config"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiment(TransferClassifier, base, args)
+    assert exit_info.value.code == 0
+    assert f"strategy: {overlay.removesuffix('.yaml')}" in capsys.readouterr().out
 
 
 def run_script_process(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

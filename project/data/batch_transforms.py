@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def random_crop(images: Tensor, padding: int) -> Tensor:
+def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
     """torchvision's RandomCrop(size, padding) with zero fill, drawn independently for every image."""
     n, _, height, width = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
-    shift_y = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device)
-    shift_x = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device)
+    shift_y = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device, generator=generator)
+    shift_x = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device, generator=generator)
     rows = (shift_y + torch.arange(height, device=images.device))[:, None, :, None]  # N,1,H,1
     cols = (shift_x + torch.arange(width, device=images.device))[:, None, None, :]  # N,1,1,W
     batch = torch.arange(n, device=images.device)[:, None, None, None]
@@ -22,9 +22,9 @@ def random_crop(images: Tensor, padding: int) -> Tensor:
     return padded[batch, channels, rows, cols]
 
 
-def random_horizontal_flip(images: Tensor) -> Tensor:
+def random_horizontal_flip(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Mirror a random half of the images (each with probability 0.5)."""
-    flip = torch.rand(images.shape[0], device=images.device) < 0.5
+    flip = torch.rand(images.shape[0], device=images.device, generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], images.flip(3), images)
 
 

@@ -24,6 +24,7 @@ from project.data.image_set import ImageSet, InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
 from project.data.splits import select_classes, stratified_split, take_per_class
 from project.data.torchvision_sets import TORCHVISION_DATASETS, download_torchvision_dataset, load_torchvision_split
+from project.epoch_seeding import epoch_seed
 from project.errors import UserError
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"]
@@ -85,6 +86,8 @@ class ImageDataModule(LightningDataModule):
         self.val_set: ImageSet | None = None
         self.test_set: ImageSet | None = None
         self.train_sampler: ResumableShuffle | None = None
+        self._augmentation_epoch: tuple | None = None
+        self._augmentation_rng: torch.Generator | None = None
         self.train_passes = 0
 
     @property
@@ -171,8 +174,21 @@ class ImageDataModule(LightningDataModule):
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         """Augment (training only) and normalize the uint8 batch where it now is, e.g. on the GPU."""
         images, labels = batch
-        if self.augment and self.trainer is not None and self.trainer.training:
-            images = random_horizontal_flip(random_crop(images, self.hparams.crop_padding))
+        if not (self.augment and self.trainer is not None and self.trainer.training):
+            return self.batch_transform(images, labels)
+        epoch, rank = self.trainer.current_epoch, self.trainer.global_rank
+        if self._augmentation_epoch != (epoch, rank, images.device):  # a new epoch: a generator seeded for it
+            self._augmentation_epoch = (epoch, rank, images.device)
+            self._augmentation_rng = torch.Generator(images.device).manual_seed(epoch_seed(epoch, rank))
+        return self.batch_transform(images, labels, self._augmentation_rng)
+
+    def batch_transform(
+        self, images: Tensor, labels: Tensor, augmentation_rng: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """uint8 batch → normalized float batch, augmented when given a generator, on whatever device it is."""
+        if augmentation_rng is not None:
+            crop_padding = self.hparams.crop_padding
+            images = random_horizontal_flip(random_crop(images, crop_padding, augmentation_rng), augmentation_rng)
         return normalize(images, self.mean, self.std), labels
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""`scripts/benchmark.py`: one table, every path measured side by side in the same run, same model, data and seed."""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+import torchvision
+from lightning.pytorch import seed_everything
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from project.benchmarking.data_sources import cifar_folder, mnist_root
+from project.benchmarking.paths import compute_only, lightning_fit, plain_loop, timed_rate
+from project.data import ImageDataModule
+from project.modules import ImageClassifier
+
+SEED = 0
+
+
+def case_setup(case: str, scratch: Path, args) -> tuple[ImageDataModule, torch.utils.data.Dataset, str]:
+    """The DataModule of this project's default path and the usual torchvision dataset, over the same images."""
+    if case == "mlp_mnist":
+        root, source = mnist_root(scratch, args.generated_size)
+        data = ImageDataModule("mnist", root=root, download=False, val_fraction=0.0, batch_size=args.batch_size)
+        data.setup()
+        mean, std = data.mean.tolist(), data.std.tolist()
+        usual = torchvision.datasets.MNIST(
+            root, train=True, transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
+        )
+        return data, usual, source
+    folder, source = cifar_folder(scratch, args.generated_size, args.cifar_folder)
+    data = ImageDataModule(
+        "imagefolder", root=folder, val_fraction=0.0, test_fraction=0.01, augment=True, batch_size=args.batch_size,
+        cache_dir=str(scratch / "cache"),
+    )
+    data.setup()
+    mean, std = data.mean.tolist(), data.std.tolist()
+    usual = torchvision.datasets.ImageFolder(folder, transform=transforms.Compose([
+        transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
+        transforms.Normalize(mean, std),
+    ]))
+    return data, usual, source
+
+
+def new_model(case: str, data: ImageDataModule) -> ImageClassifier:
+    seed_everything(SEED, verbose=False)
+    return ImageClassifier(
+        backbone="mlp" if case == "mlp_mnist" else "cnn", num_classes=data.num_classes, input_shape=data.input_shape,
+        optimizer="sgd", lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0, scheduler="none",
+    )
+
+
+def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str, str, str]]:
+    data, usual, source = case_setup(case, scratch, args)
+    template = new_model(case, data)
+    n, warm = args.batches, args.warmup
+    limit = compute_only(template, data, n, warm, device)
+
+    seed_everything(SEED, verbose=False)
+    default = lightning_fit(copy_of(template), n, warm, device, datamodule=data)
+    default_rate = timed_rate(default, n, warm, args.batch_size)
+
+    rows = [
+        ("1. compute only (preloaded normalized tensors)", f"{limit:,.0f}", "1.00", ""),
+        ("2. this project's default path, Lightning", f"{default_rate:,.0f}", f"{default_rate / limit:.2f}", ""),
+    ]
+    for workers in args.workers:
+        loader = DataLoader(usual, batch_size=args.batch_size, shuffle=True, num_workers=workers,
+                            persistent_workers=workers > 0, pin_memory=device == "cuda")
+        usual_run = lightning_fit(copy_of(template), n, warm, device, train_dataloaders=loader)
+        usual_rate = timed_rate(usual_run, n, warm, args.batch_size)
+        rows.append((f"3. torchvision DataLoader + PIL transforms, {workers} workers, Lightning", f"{usual_rate:,.0f}",
+                     f"{usual_rate / limit:.2f}", f"default path is {default_rate / usual_rate:.2f}x faster"))
+    plain_rate, plain_losses = plain_loop(template, data, n, warm, device, SEED)
+    equal = len(plain_losses) == len(default.losses) and all(
+        round(a, 5) == round(b, 5) for a, b in zip(plain_losses, default.losses, strict=True)
+    )
+    rows.append(("4. same model and data, plain PyTorch loop", f"{plain_rate:,.0f}", f"{plain_rate / limit:.2f}",
+                 f"Lightning/plain = {default_rate / plain_rate:.2f}; losses equal to 5 decimals "
+                 f"over {len(plain_losses)} steps: {'yes' if equal else 'NO'}"))
+    print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up")
+    return rows
+
+
+def copy_of(model: ImageClassifier) -> ImageClassifier:
+    clone = ImageClassifier(**model.hparams)
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    print("| path | samples/s | × compute-only | notes |\n|---|---:|---:|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", nargs="+", default=["mlp_mnist", "cnn_cifar"], choices=["mlp_mnist", "cnn_cifar"])
+    parser.add_argument("--batches", type=int, default=120, help="training steps per path")
+    parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers of path 3")
+    parser.add_argument("--generated_size", type=int, default=0, help="use generated data of this many images")
+    parser.add_argument("--cifar_folder", help="an extracted CIFAR-10 image folder (default: the shared sample)")
+    args = parser.parse_args(argv)
+    if not 0 <= args.warmup < args.batches:
+        parser.error(f"--warmup {args.warmup} must be at least 0 and below --batches {args.batches}")
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}")
+    with tempfile.TemporaryDirectory() as scratch:
+        for device in devices:
+            for case in args.cases:
+                print_table(measure(case, device, Path(scratch), args))

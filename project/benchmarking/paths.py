@@ -1,0 +1,109 @@
+"""The four ways of training one model on one dataset that the benchmark compares.
+
+Each returns samples per second over the timed batches (the first `warmup` batches are not timed:
+they include worker start-up, allocator warm-up and lazy initialization).
+"""
+
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback, Trainer, seed_everything
+from torch.utils.data import DataLoader
+
+from project.data import ImageDataModule
+from project.data.image_set import InMemoryImages, keep_batch
+from project.data.resumable_shuffle import ResumableShuffle
+from project.epoch_seeding import ReseedEveryEpoch, epoch_seed, reseed_everything
+from project.modules import ImageClassifier
+
+
+def sgd(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+
+class Stopwatch(Callback):
+    """Times the training batches after `warmup`, and keeps every step's loss."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.losses, self.start, self.end = warmup, [], 0.0, 0.0
+
+    def on_train_batch_start(self, trainer, model, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx) -> None:
+        self.losses.append(outputs["loss"].item())
+        self.end = time.perf_counter()
+
+
+def lightning_fit(model: ImageClassifier, batches: int, warmup: int, device: str, **data) -> Stopwatch:
+    """Train `batches` steps under the Lightning Trainer; `data` is a datamodule or train_dataloaders."""
+    stopwatch = Stopwatch(warmup)
+    trainer = Trainer(
+        max_steps=batches, limit_train_batches=batches, limit_val_batches=0, accelerator=device, devices=1,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[stopwatch, ReseedEveryEpoch()],
+    )
+    trainer.fit(model, **data)
+    return stopwatch
+
+
+def timed_rate(stopwatch: Stopwatch, batches: int, warmup: int, batch_size: int) -> float:
+    return (batches - warmup) * batch_size / (stopwatch.end - stopwatch.start)
+
+
+def compute_only(model: ImageClassifier, data: ImageDataModule, batches: int, warmup: int, device: str) -> float:
+    """The limit: batches already normalized in memory on the device, then forward, backward, step, nothing else."""
+    model = copy.deepcopy(model).to(device).train()
+    optimizer = sgd(model, model.hparams.lr)
+    loader = iter(DataLoader(InMemoryImages(data.train_set), batch_size=data.hparams.batch_size, collate_fn=keep_batch))
+    prepared = []
+    for _ in range(batches):
+        images, labels = next(loader)
+        prepared.append(data.on_after_batch_transfer((images.to(device), labels.to(device)), 0))
+    for step, (images, labels) in enumerate(prepared):
+        if step == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    synchronize(device)
+    return (batches - warmup) * data.hparams.batch_size / (time.perf_counter() - start)
+
+
+def plain_loop(
+    model: ImageClassifier, data: ImageDataModule, batches: int, warmup: int, device: str, seed: int
+) -> tuple[float, list[float]]:
+    """This project's data path and the same model in a hand-written loop, seeded like the Lightning run."""
+    seed_everything(seed, verbose=False)
+    model = copy.deepcopy(model).to(device).train()
+    optimizer = sgd(model, model.hparams.lr)
+    sampler = ResumableShuffle(len(data.train_set), seed)
+    loader = iter(DataLoader(InMemoryImages(data.train_set), batch_size=data.hparams.batch_size, sampler=sampler,
+                             collate_fn=keep_batch, pin_memory=device == "cuda"))
+    reseed_everything(epoch_seed(0))  # what ReseedEveryEpoch does before epoch 0's first step
+    augmentation_rng = torch.Generator(device).manual_seed(epoch_seed(0)) if data.augment else None
+    losses = []
+    for step, (images, labels) in enumerate(loader):
+        if step == batches:
+            break
+        if step == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        images, labels = data.batch_transform(images, labels, augmentation_rng)
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    synchronize(device)
+    return (batches - warmup) * data.hparams.batch_size / (time.perf_counter() - start), losses
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()

@@ -1,0 +1,78 @@
+"""scripts/report.py: runs side by side: their curves in report.png, their numbers in report.md (also printed)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from project.errors import UserError
+from project.reports.run_events import Run, read_run
+
+COLUMNS = ("run", "best val acc", "test acc", "epochs", "wall time", "parameters trained")
+MISSING = "–"  # a value the run never logged
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Read the runs, write the figure and the table; a bad folder exits with status 2 and a one-line message."""
+    parser = argparse.ArgumentParser(description="Compare finished runs in a figure (report.png) and a table.")
+    parser.add_argument(
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="a run folder: lightning_logs/<experiment>/version_N"
+    )
+    parser.add_argument("--output", type=Path, default=Path("."), help="folder for report.png and report.md")
+    args = parser.parse_args(argv)
+    try:
+        if args.output.exists() and not args.output.is_dir():
+            raise UserError(f"--output {str(args.output)!r} is a file: pass a folder for report.png and report.md")
+        runs = [read_run(run_dir) for run_dir in args.run_dirs]
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    args.output.mkdir(parents=True, exist_ok=True)
+    curves_figure(runs).savefig(args.output / "report.png")
+    table = markdown_table(runs)
+    (args.output / "report.md").write_text(table)
+    print(table, end="")
+
+
+def curves_figure(runs: list[Run]) -> Figure:
+    """Two panels, 1200×450 pixels: val/acc per epoch and train/loss per step, one colour per run in both."""
+    # Figure, not pyplot: no GUI backend and no global figure list; savefig renders PNGs with Agg.
+    figure = Figure(figsize=(12, 4.5), dpi=100, layout="constrained")
+    val_axes, loss_axes = figure.subplots(1, 2)
+    for index, run in enumerate(runs):
+        if run.val_acc:
+            val_axes.plot(*zip(*run.val_acc, strict=True), marker="o", color=f"C{index}", label=run.name)
+        if run.train_loss:
+            loss_axes.plot(*zip(*run.train_loss, strict=True), color=f"C{index}", label=run.name)
+    val_axes.set(title="val/acc", xlabel="epoch", ylabel="accuracy")
+    val_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    loss_axes.set(title="train/loss", xlabel="step", ylabel="loss")
+    for axes in (val_axes, loss_axes):
+        axes.grid(alpha=0.3)
+        if axes.lines:  # legend() warns when there is nothing to label
+            axes.legend(fontsize=8)
+    return figure
+
+
+def markdown_table(runs: list[Run]) -> str:
+    rows = [COLUMNS, ("---",) * len(COLUMNS), *(table_row(run) for run in runs)]
+    return "".join(f"| {' | '.join(row)} |\n" for row in rows)
+
+
+def table_row(run: Run) -> tuple[str, ...]:
+    return (
+        run.name,
+        MISSING if run.best_val_acc is None else f"{run.best_val_acc:.4f}",
+        MISSING if run.test_acc is None else f"{run.test_acc:.4f}",
+        MISSING if run.epochs is None else str(run.epochs),
+        duration(run.wall_time_s),
+        MISSING if run.trainable_params is None else f"{run.trainable_params:,}",
+    )
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"

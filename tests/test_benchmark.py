@@ -1,0 +1,24 @@
+"""scripts/benchmark.py on tiny generated data: it runs every path and prints its table."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
+         "--batch_size=16", "--workers", "0"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    paths = [row.split(" | ")[0] for row in rows if not row.startswith("| path")]
+    assert len(paths) == 8 and sum(path.startswith("| 4. same model and data") for path in paths) == 2
+    for row in rows:
+        if row.startswith("| 4."):
+            assert "losses equal to 5 decimals over 3 steps: yes" in row
+    assert "mlp_mnist on cpu: generated MNIST-shaped data" in result.stdout
+    assert "cnn_cifar on cpu: generated CIFAR-shaped PNGs" in result.stdout
