@@ -1,5 +1,6 @@
 """One LightningDataModule for MNIST-style and CIFAR-style data, held in memory as uint8 tensors."""
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,14 @@ from project.data.batch_transforms import (
 )
 from project.data.decode_cache import cached_image_folder
 from project.data.digits import DIGITS_CLASSES, load_digits_images
-from project.data.image_folder import first_image_shape, folder_class_names, load_image_folder, split_folders
+from project.data.file_images import FileImages, FileImageSet
+from project.data.image_folder import (
+    first_image_shape,
+    folder_class_names,
+    list_images,
+    load_image_folder,
+    split_folders,
+)
 from project.data.image_set import ImageSet, InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
 from project.data.splits import select_classes, stratified_split, take_per_class
@@ -51,7 +59,11 @@ class ImageDataModule(LightningDataModule):
         channels: convert to this many channels (1 or 3), so any dataset can feed any backbone.
         image_size: resize images to image_size × image_size.
         augment: random crop with padding and horizontal flip while training (null: on for colour data).
+        num_workers: DataLoader worker processes (null: none in memory, where they only take cores from the
+            model; up to 8 when an image folder is decoded from disk).
         cache_dir: where decoded image folders are cached (rebuilt when a file changes); null: no cache.
+        in_memory: decode an image folder into memory once (true) or per batch from disk in workers (false);
+            null: in memory unless its decoded size would exceed `memory_limit_gb`.
     """
 
     def __init__(
@@ -69,8 +81,10 @@ class ImageDataModule(LightningDataModule):
         augment: bool | None = None,
         crop_padding: int = 4,
         batch_size: int = 128,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         cache_dir: str | None = "data/cache",
+        in_memory: bool | None = None,
+        memory_limit_gb: float = 8.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -82,6 +96,7 @@ class ImageDataModule(LightningDataModule):
         self.input_shape = (channels or native[0], image_size or native[1], image_size or native[2])
         self.augment = native[0] == 3 if augment is None else augment
         self.mean = self.std = None
+        self.from_disk = False
         self.train_set: ImageSet | None = None
         self.val_set: ImageSet | None = None
         self.test_set: ImageSet | None = None
@@ -102,22 +117,27 @@ class ImageDataModule(LightningDataModule):
         if self.train_set is not None:  # fit then test reuse what is in memory
             return
         hp = self.hparams
-        train, val, test = self._load_splits()
+        self.from_disk = self._too_large_for_memory()
+        train, val, test = self._file_splits() if self.from_disk else self._load_splits()
         if test is None:
             train_index, test_index = stratified_split(train.labels, hp.test_fraction, hp.split_seed)
             train, test = train.subset(train_index), train.subset(test_index)
         if val is None:
             train_index, val_index = stratified_split(train.labels, hp.val_fraction, hp.split_seed + 1)
             train, val = train.subset(train_index), train.subset(val_index)
-        train, val, test = (self._adapt(image_set) for image_set in (train, val, test))
+        if self.from_disk:  # statistics from a sample: decoding every image is what this path avoids
+            images = FileImages(train, self.input_shape[0], hp.image_size).sample(2000, hp.split_seed)
+        else:
+            train, val, test = (self._adapt(image_set) for image_set in (train, val, test))
+            images = train.images
         # Statistics of all training classes, so a source and a target task of one dataset share them.
-        self.mean, self.std = channel_mean_std(train.images)
+        self.mean, self.std = channel_mean_std(images)
         train, val, test = (select_classes(image_set, self.class_ids) for image_set in (train, val, test))
         if hp.samples_per_class is not None:
             train = take_per_class(train, hp.samples_per_class, hp.split_seed, self.class_names)
-        if tuple(train.images.shape[1:]) != self.input_shape:
+        if tuple(images.shape[1:]) != self.input_shape:
             raise UserError(
-                f"the images are {tuple(train.images.shape[1:])} (C, H, W) but {self.input_shape} was expected: "
+                f"the images are {tuple(images.shape[1:])} (C, H, W) but {self.input_shape} was expected: "
                 f"set --data.channels and --data.image_size"
             )
         self.train_set, self.val_set, self.test_set = train, val, test
@@ -134,6 +154,24 @@ class ImageDataModule(LightningDataModule):
         train = load_torchvision_split(hp.dataset, hp.root, train=True)
         return train, None, load_torchvision_split(hp.dataset, hp.root, train=False)
 
+    def _too_large_for_memory(self) -> bool:
+        """Only image folders can be too large (the torchvision sets are 150 MB at most)."""
+        hp = self.hparams
+        if hp.dataset != "imagefolder" or hp.in_memory is True:
+            return False
+        if hp.in_memory is False:
+            return True
+        count = sum(len(list_images(path, self.all_class_names)) for path in split_folders(hp.root).values())
+        return count * math.prod(self.input_shape) > hp.memory_limit_gb * 2**30
+
+    def _file_splits(self) -> tuple[FileImageSet, FileImageSet | None, FileImageSet | None]:
+        """(train, val, test) of an image folder as file lists, nothing decoded yet."""
+        splits = {}
+        for split, path in split_folders(self.hparams.root).items():
+            files = list_images(path, self.all_class_names)
+            splits[split] = FileImageSet([p for p, _ in files], torch.tensor([label for _, label in files]))
+        return splits["train"], splits.get("val"), splits.get("test")
+
     def _decode_folder(self, folder: Path) -> ImageSet:
         hp = self.hparams
         if hp.cache_dir is None:
@@ -145,16 +183,22 @@ class ImageDataModule(LightningDataModule):
         images = adapt_channels(image_set.images, self.input_shape[0])
         return ImageSet(resize(images, self.input_shape[1]), image_set.labels)
 
-    def _loader(self, image_set: ImageSet | None, sampler: ResumableShuffle | None = None) -> DataLoader:
+    def _loader(self, image_set: ImageSet | FileImageSet | None, sampler: ResumableShuffle | None = None) -> DataLoader:
         if image_set is None:
             raise RuntimeError("call setup() before asking for a dataloader")
+        workers = self.hparams.num_workers
+        if isinstance(image_set, FileImageSet):
+            dataset, collate = FileImages(image_set, self.input_shape[0], self.hparams.image_size), None
+            workers = min(8, os.cpu_count() or 1) if workers is None else workers
+        else:
+            dataset, collate, workers = InMemoryImages(image_set), keep_batch, workers or 0
         return DataLoader(
-            InMemoryImages(image_set),
+            dataset,
             batch_size=self.hparams.batch_size,
             sampler=sampler,
-            collate_fn=keep_batch,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
+            collate_fn=collate,
+            num_workers=workers,
+            persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
@@ -215,7 +259,9 @@ def check_settings(hp: Any) -> None:
         value = hp[name]
         if value is not None and value < 1:
             raise UserError(f"{name}={value} must be a positive whole number")
-    if hp.crop_padding < 0 or hp.num_workers < 0:
+    if hp.memory_limit_gb <= 0:
+        raise UserError(f"memory_limit_gb={hp.memory_limit_gb} must be positive")
+    if hp.crop_padding < 0 or (hp.num_workers or 0) < 0:
         raise UserError(f"crop_padding={hp.crop_padding} and num_workers={hp.num_workers} must not be negative")
 
 

@@ -20,6 +20,9 @@ class ImageSet:
     def subset(self, indices: Tensor) -> "ImageSet":
         return ImageSet(self.images[indices], self.labels[indices])
 
+    def relabel(self, labels: Tensor) -> "ImageSet":
+        return ImageSet(self.images, labels)
+
 
 class InMemoryImages(Dataset):
     """A map-style dataset whose `__getitems__` gathers a whole batch with one tensor index.

@@ -29,7 +29,8 @@ def select_classes(image_set: ImageSet, class_ids: list[int]) -> ImageSet:
     new_label = torch.full((max(largest, *class_ids) + 1,), -1, dtype=torch.int64)
     new_label[torch.tensor(class_ids)] = torch.arange(len(class_ids))
     keep = (new_label[image_set.labels] >= 0).nonzero().flatten()
-    return ImageSet(image_set.images[keep], new_label[image_set.labels[keep]])
+    kept = image_set.subset(keep)
+    return kept.relabel(new_label[kept.labels])
 
 
 def take_per_class(image_set: ImageSet, count: int, seed: int, class_names: list[str]) -> ImageSet:

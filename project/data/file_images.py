@@ -1,0 +1,52 @@
+"""The classic path for image folders too large for memory: files decoded one by one in DataLoader workers.
+
+It yields the same uint8 (C, H, W) images as the in-memory path, so augmentation and normalization
+still run on whole batches on the model's device.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from project.data.batch_transforms import adapt_channels
+from project.data.image_folder import decode_image
+
+
+@dataclass
+class FileImageSet:
+    """A split as file paths and labels; the counterpart of ImageSet for data that stays on disk."""
+
+    paths: list[Path]
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: Tensor) -> "FileImageSet":
+        return FileImageSet([self.paths[i] for i in indices.tolist()], self.labels[indices])
+
+    def relabel(self, labels: Tensor) -> "FileImageSet":
+        return FileImageSet(self.paths, labels)
+
+
+class FileImages(Dataset):
+    """Decodes, converts and resizes one image per item, so DataLoader workers can do it in parallel."""
+
+    def __init__(self, image_set: FileImageSet, channels: int, image_size: int | None) -> None:
+        self.image_set, self.channels, self.image_size = image_set, channels, image_size
+
+    def __len__(self) -> int:
+        return len(self.image_set)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        array = torch.from_numpy(decode_image(self.image_set.paths[index], self.image_size))
+        image = array.permute(2, 0, 1) if array.ndim == 3 else array.unsqueeze(0)
+        return adapt_channels(image.unsqueeze(0), self.channels)[0], self.image_set.labels[index]
+
+    def sample(self, count: int, seed: int) -> Tensor:
+        """Up to `count` decoded images chosen by `seed`: enough to estimate normalization statistics."""
+        chosen = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:count]
+        return torch.stack([self[int(i)][0] for i in chosen])
