@@ -37,8 +37,9 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
         runs = sorted(path.glob("version_*"), key=version_number, reverse=True)
     for run in runs:
         found = sorted((run / "checkpoints").glob(CHECKPOINT_PATTERNS[which]), key=lambda p: p.stat().st_mtime)
-        if found:
-            return found[-1]
+        complete = [path for path in found if zipfile.is_zipfile(path)]  # skip a damaged file for an older one
+        if complete:
+            return complete[-1]
     raise UserError(
         f"no {which} checkpoint ({CHECKPOINT_PATTERNS[which]}) under {str(path)!r}: run the training that writes it "
         f"first (e.g. python scripts/pretrain.py), or give the .ckpt path"

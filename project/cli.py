@@ -10,11 +10,13 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from project.checkpoints import find_checkpoint
 from project.data import ImageDataModule
 from project.epoch_seeding import ReseedEveryEpoch
 from project.errors import UserError
+from project.interruption import SaveOnSigterm
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -32,6 +34,12 @@ class ExperimentCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--experiment", type=str, default="experiment", help="Run folder under output_dir.")
         parser.add_argument("--output_dir", type=str, default="lightning_logs", help="Where experiment folders go.")
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int | None,
+            default=None,
+            help="Also write last.ckpt every N training steps, so a killed run loses at most N steps.",
+        )
         parser.add_argument(
             "--ckpt_path",
             type=str | None,
@@ -56,11 +64,14 @@ class ExperimentCLI(LightningCLI):
         elif logger is False:
             kwargs["default_root_dir"] = run_folder.log_dir
         # Set here rather than in the constructor: the lr monitor needs a logger, which the config may turn off.
-        self.trainer_defaults["callbacks"] = default_callbacks(with_lr_monitor=bool(logger))
+        every_n_steps = self.config["checkpoint_every_n_steps"]
+        if every_n_steps is not None and every_n_steps < 1:
+            raise UserError(f"checkpoint_every_n_steps={every_n_steps} must be a positive number of steps")
+        self.trainer_defaults["callbacks"] = default_callbacks(bool(logger), every_n_steps)
         return super().instantiate_trainer(**kwargs)
 
 
-def default_callbacks(with_lr_monitor: bool) -> list:
+def default_callbacks(with_lr_monitor: bool, checkpoint_every_n_steps: int | None = None) -> list:
     """Checkpoints (the best by val/acc, for fine-tuning and testing; the last, for resume), lr curves, test figures."""
     from project.test_figures import LogTestFigures
 
@@ -69,9 +80,17 @@ def default_callbacks(with_lr_monitor: bool) -> list:
         # A checkpointer of its own for last.ckpt: Lightning 2.6's save_last only writes when the best one changed,
         # so a run whose val/acc stopped improving would resume from an old epoch.
         ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
+        SaveOnSigterm(),
         ReseedEveryEpoch(),
         LogTestFigures(),  # does nothing without a TensorBoard logger
     ]
+    if checkpoint_every_n_steps:  # mid-epoch copies of last.ckpt (Lightning's checkpointers take one trigger each)
+        callbacks.append(
+            ModelCheckpoint(
+                filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
+                every_n_train_steps=checkpoint_every_n_steps,
+            )
+        )
     return [*callbacks, LearningRateMonitor(logging_interval="step")] if with_lr_monitor else callbacks
 
 
@@ -85,6 +104,13 @@ def run_experiment(model_class: type[LightningModule], default_config: str, args
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except MisconfigurationException as error:  # Lightning's word on a Trainer setting, e.g. a GPU where none is
+        print(f"error: {error} Check the --trainer settings (e.g. --trainer.accelerator=cpu).", file=sys.stderr)
+        sys.exit(2)
+    except SIGTERMException:
+        print("stopped by SIGTERM: last.ckpt saved; continue with the same command and --ckpt_path last",
+              file=sys.stderr)
+        sys.exit(128 + 15)  # the shell's status for "terminated by SIGTERM", so schedulers see an interrupted job
 
 
 @dataclass
@@ -119,7 +145,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
     except UserError:
         # Bad data settings surface in setup, after the logger opened this run's folder: drop it if it holds
         # nothing of value, so a failed start leaves no empty version_N behind.
-        if new_run and trainer.is_global_zero and not any(run_folder.rglob("*.ckpt")):
+        if new_run and trainer.global_step == 0 and trainer.is_global_zero and not any(run_folder.rglob("*.ckpt")):
             shutil.rmtree(run_folder, ignore_errors=True)
             if run_folder.parent.is_dir() and not any(run_folder.parent.iterdir()):
                 run_folder.parent.rmdir()

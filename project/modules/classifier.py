@@ -83,6 +83,11 @@ class ImageClassifier(LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        if stage == "train" and not torch.isfinite(loss):  # before backward: the weights are still the good ones
+            raise UserError(
+                f"the training loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}): "
+                f"lower --model.lr or check the data; the last good checkpoint (last.ckpt) was left as it was"
+            )
         accuracy = getattr(self, f"{stage}_accuracy")
         accuracy(logits, labels)
         training = stage == "train"

@@ -1,0 +1,115 @@
+"""Jobs that are stopped: SIGTERM saves and exits cleanly, SIGKILL never leaves a checkpoint that blocks resume,
+a NaN loss stops with the step named; and the periodic mid-epoch checkpoint."""
+
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+from tiny_settings import TINY_CNN
+
+from project.checkpoints import find_checkpoint, load_checkpoint
+from project.cli import run_experiment
+from project.modules import ImageClassifier
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.accelerator=cpu"]
+
+
+def start_long_pretraining(cwd: Path, *args: str) -> subprocess.Popen:
+    """The real script, long enough to be interrupted: many epochs, a checkpoint every step."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *QUIET, TINY_CNN, "--trainer.max_epochs=500",
+         "--checkpoint_every_n_steps=1", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_steps(checkpoints: Path, steps: int, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = checkpoints / "last.ckpt"
+        if last.is_file() and zipfile.is_zipfile(last):
+            try:
+                if torch.load(last, weights_only=True)["global_step"] >= steps:
+                    return
+            except Exception:  # being replaced right now
+                pass
+        time.sleep(0.2)
+    raise TimeoutError(f"no checkpoint of step {steps} in {checkpoints}")
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_resume_continues(tmp_path):
+    process = start_long_pretraining(tmp_path)
+    checkpoints = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints"
+    wait_for_steps(checkpoints, 15)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "stopped by SIGTERM: last.ckpt saved" in stderr and "Traceback" not in stderr
+    stopped_at = load_checkpoint(checkpoints / "last.ckpt")["global_step"]
+    assert stopped_at >= 15
+
+    metrics = run_experiment(ImageClassifier, "digits_pretrain.yaml", [
+        *QUIET, TINY_CNN, "--ckpt_path=last", "--trainer.max_epochs=3",
+    ])
+    resumed = load_checkpoint(checkpoints.parent.parent / "version_1" / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] >= stopped_at and 0 <= metrics["test/acc"] <= 1
+
+
+def test_sigkill_at_any_moment_leaves_a_loadable_newest_checkpoint(tmp_path):
+    process = start_long_pretraining(tmp_path)
+    checkpoints = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints"
+    wait_for_steps(checkpoints, 5)
+    for _ in range(20):  # kill while checkpoints are being written every step
+        time.sleep(0.05)
+    process.kill()
+    process.communicate(timeout=60)
+    last = find_checkpoint(tmp_path / "lightning_logs" / "digits_pretrain", "last")
+    assert load_checkpoint(last)["global_step"] >= 5
+    assert not [p for p in checkpoints.iterdir() if not p.name.endswith(".ckpt")]  # no temporary leftovers
+
+
+def test_resume_skips_a_damaged_last_checkpoint_for_the_newest_good_one(tmp_path):
+    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*QUIET, TINY_CNN, "--trainer.max_epochs=1"])
+    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*QUIET, TINY_CNN, "--trainer.max_epochs=1"])
+    experiment = tmp_path / "lightning_logs" / "digits_pretrain"
+    damaged = experiment / "version_1" / "checkpoints" / "last.ckpt"
+    damaged.write_bytes(damaged.read_bytes()[:1000])  # as if cut off by a full disk
+    assert find_checkpoint(experiment, "last") == experiment / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *QUIET, TINY_CNN, "--trainer.max_epochs=50",
+         "--model.lr=1e12", "--model.scheduler=none"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "error: the training loss became nan at step" in result.stderr or "became inf at step" in result.stderr
+    for path in (tmp_path / "lightning_logs").rglob("*.ckpt"):
+        state = load_checkpoint(path)["state_dict"]
+        assert all(torch.isfinite(value).all() for value in state.values() if value.is_floating_point())
+
+
+def test_a_gpu_asked_for_where_there_is_none_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        return
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), "--trainer.accelerator=gpu"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: No supported gpu backend found! Check the --trainer settings" in result.stderr
+
+
+def test_checkpoint_every_n_steps_writes_last_ckpt_mid_epoch(tmp_path):
+    run_experiment(ImageClassifier, "digits_pretrain.yaml", [
+        *QUIET, TINY_CNN, "--trainer.max_epochs=1", "--trainer.limit_train_batches=7",
+        "--trainer.limit_val_batches=0", "--checkpoint_every_n_steps=3",
+    ])
+    last = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(last)["global_step"] == 7  # the end-of-epoch save comes last
