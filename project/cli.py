@@ -1,5 +1,6 @@
 """The command line shared by the scripts: LightningCLI plus experiment folders, resume, test and a summary."""
 
+import re
 import shutil
 import sys
 import warnings
@@ -12,7 +13,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from project.checkpoints import find_checkpoint
+from project.checkpoints import find_checkpoint, load_checkpoint, version_number
 from project.data import ImageDataModule
 from project.epoch_seeding import ReseedEveryEpoch
 from project.errors import UserError
@@ -49,15 +50,33 @@ class ExperimentCLI(LightningCLI):
         for attribute in ("num_classes", "input_shape", "class_names"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
 
+    def _checkpoint_to_resume(self) -> Path | None:
+        """`--ckpt_path last`: the experiment's newest complete last.ckpt; a path: that file, checked first."""
+        ckpt_path = self.config["ckpt_path"]
+        if ckpt_path is None:
+            return None
+        experiment_dir = Path(self.config["output_dir"]) / self.config["experiment"]
+        path = find_checkpoint(experiment_dir if ckpt_path == "last" else ckpt_path, "last")
+        load_checkpoint(path)  # a clear error now for a damaged file, or one that would run code
+        return path
+
     def instantiate_trainer(self, **kwargs):
-        """A new output_dir/experiment/version_N folder for every run, so no earlier run is overwritten.
+        """A new output_dir/experiment/version_N folder for every run, so no earlier run is overwritten;
+        a resumed run continues in the folder of the checkpoint it resumes (same curves, same checkpoints/).
 
         TensorBoard logs there unless the config names another logger; with `--trainer.logger=false`
         the folder still holds the run's config.yaml and checkpoints.
         """
+        self.resume_from = self._checkpoint_to_resume()
+        version = None
+        if self.resume_from is not None and re.fullmatch(r"version_\d+", self.resume_from.parent.parent.name):
+            run = self.resume_from.parent.parent
+            version = version_number(run)
+            # Keep the first config.yaml; each resume records its own config beside it.
+            self.save_config_kwargs["config_filename"] = f"config-resume-{len(list(run.glob('config*.yaml')))}.yaml"
         logger = self.config_init["trainer"].get("logger")
         run_folder = TensorBoardLogger(
-            self.config["output_dir"], name=self.config["experiment"], default_hp_metric=False
+            self.config["output_dir"], name=self.config["experiment"], version=version, default_hp_metric=False
         )
         if logger in (None, True):
             kwargs["logger"] = logger = run_folder
@@ -133,15 +152,12 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         args=args,
         save_config_kwargs={"overwrite": False},
     )
-    ckpt_path = cli.config["ckpt_path"]
-    if ckpt_path is not None:
-        experiment_dir = Path(cli.config["output_dir"]) / cli.config["experiment"]
-        ckpt_path = str(find_checkpoint(experiment_dir if ckpt_path == "last" else ckpt_path, "last"))
+    ckpt_path = str(cli.resume_from) if cli.resume_from else None
     trainer = cli.trainer
     run_folder = Path(trainer.log_dir)
     new_run = not run_folder.exists()
     try:
-        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
     except UserError:
         # Bad data settings surface in setup, after the logger opened this run's folder: drop it if it holds
         # nothing of value, so a failed start leaves no empty version_N behind.
@@ -151,7 +167,9 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
                 run_folder.parent.rmdir()
         raise
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    results = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
+    results = trainer.test(
+        cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False, weights_only=True
+    )
     metrics = results[0] if results else {}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:

@@ -56,7 +56,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_resume_continues(tmp_
     metrics = run_experiment(ImageClassifier, "digits_pretrain.yaml", [
         *QUIET, TINY_CNN, "--ckpt_path=last", "--trainer.max_epochs=3",
     ])
-    resumed = load_checkpoint(checkpoints.parent.parent / "version_1" / "checkpoints" / "last.ckpt")
+    resumed = load_checkpoint(checkpoints / "last.ckpt")  # the same run folder, continued
     assert resumed["global_step"] >= stopped_at and 0 <= metrics["test/acc"] <= 1
 
 
@@ -113,3 +113,22 @@ def test_checkpoint_every_n_steps_writes_last_ckpt_mid_epoch(tmp_path):
     ])
     last = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints" / "last.ckpt"
     assert load_checkpoint(last)["global_step"] == 7  # the end-of-epoch save comes last
+
+
+class _WritesMarker:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resuming_from_a_checkpoint_that_carries_code_is_refused_and_the_code_never_runs(tmp_path):
+    marker = tmp_path / "code-ran"
+    torch.save({"state_dict": {}, "payload": _WritesMarker(marker)}, tmp_path / "evil.ckpt")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *QUIET, "--ckpt_path=evil.ckpt"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "error: refused to load 'evil.ckpt'" in result.stderr
+    assert not marker.exists() and not (tmp_path / "lightning_logs").exists()

@@ -65,13 +65,24 @@ def test_an_explicit_checkpoint_path_and_a_second_run_that_overwrites_nothing(tm
 def test_resume_from_last_continues_the_epoch_count_and_steps(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # Cosine, not the config's one-cycle: a one-cycle schedule is fixed to the first run's length.
-    pretrain("--trainer.max_epochs=1", "--model.scheduler=cosine")
-    pretrain("--ckpt_path=last", "--trainer.max_epochs=2", "--model.scheduler=cosine")
-    experiment = tmp_path / "lightning_logs" / "digits_pretrain"
-    first = torch.load(experiment / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
-    resumed = torch.load(experiment / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert first["epoch"] == 0 and resumed["epoch"] == 1
-    assert resumed["global_step"] == 2 * first["global_step"] == 6
+    pretrain("--trainer.max_epochs=1", "--model.scheduler=cosine", "--trainer.log_every_n_steps=1")
+    pretrain("--ckpt_path=last", "--trainer.max_epochs=2", "--model.scheduler=cosine", "--trainer.log_every_n_steps=1")
+    run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    assert [p.name for p in run.parent.iterdir()] == ["version_0"]  # the resumed run continues its own folder
+    resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * 3
+    assert (run / "config.yaml").is_file() and (run / "config-resume-1.yaml").is_file()
+    assert "max_epochs: 1" in (run / "config.yaml").read_text()  # the first run's config is kept as it was
+    steps = sorted(step for events in run.glob("events.out.tfevents.*") for step in train_loss_steps(events))
+    assert steps == sorted(set(steps)) and max(steps) >= 3  # one curve, continued after step 3
+
+
+def train_loss_steps(events: Path) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    return [e.step for e in accumulator.Scalars("train/loss")] if "train/loss" in accumulator.Tags()["scalars"] else []
 
 
 def test_imagefolder_data_runs_end_to_end(tmp_path, monkeypatch, image_folder):

@@ -6,7 +6,6 @@ The data defaults to what the checkpoint was trained on (its test split); `--dat
 import inspect
 import json
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -145,6 +144,3 @@ def report(results: dict) -> str:
         lines.append(f"{row['class']:<{width}}  {accuracy:>8}  {row['samples']:>6}")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:] if len(sys.argv) > 1 else [])

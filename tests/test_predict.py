@@ -1,0 +1,120 @@
+"""scripts/predict.py on a tiny checkpoint: a CSV row per image, probabilities, images adapted, bad files skipped."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny_runs import pretrained_run
+
+from project.data.batch_transforms import normalize
+from project.inference.loading import load_classifier
+from project.inference.predict import main as predict_main
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASSES = ["0", "1", "2", "3", "4"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny pretraining run (digits 0-4, gray 28×28), trained once for this module."""
+    folder = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        return pretrained_run(folder)
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    """A folder of PNGs and a JPEG in several sizes and modes, a nested folder, a corrupt PNG and a text file."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    (folder / "nested").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), mode="L").save(folder / "gray28.png")
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), mode="RGB").save(folder / "rgb16.png")
+    Image.fromarray(rng.integers(0, 256, (30, 40, 4), dtype=np.uint8), mode="RGBA").save(folder / "nested/rgba.png")
+    Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8), mode="RGB").save(folder / "nested/photo.jpg")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n but then nothing an image needs")
+    (folder / "notes.txt").write_text("not an image, and not named like one")
+    return folder
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_a_folder_gives_one_csv_row_per_readable_image_and_the_corrupt_one_is_named(run, images, tmp_path, capsys):
+    predict_main(["--ckpt", str(run), str(images), "--top_k=10", f"--output={tmp_path / 'out' / 'predictions.csv'}"])
+    rows = read_rows(tmp_path / "out" / "predictions.csv")
+    expected = ["gray28.png", "nested/photo.jpg", "nested/rgba.png", "rgb16.png"]
+    assert [str(Path(row["path"]).relative_to(images)) for row in rows] == expected
+    for row in rows:
+        assert list(row) == ["path", *(f"{c}_{k}" for k in range(1, 6) for c in ("class", "prob"))]  # top_k capped
+        probabilities = [float(row[f"prob_{k}"]) for k in range(1, 6)]
+        assert sum(probabilities) == pytest.approx(1, abs=1e-5)
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert sorted(row[f"class_{k}"] for k in range(1, 6)) == CLASSES
+    captured = capsys.readouterr()
+    assert f"skipped {str(images / 'corrupt.png')!r}: not a readable image" in captured.err
+    assert "notes.txt" not in captured.err + captured.out
+    assert len(captured.out.splitlines()) == 5  # one line per image, then where the CSV went
+
+
+def test_probabilities_are_the_models_on_the_normalized_image(run, images, capsys):
+    predict_main(["--ckpt", str(run), str(images / "gray28.png"), "--top_k=2"])
+    line = capsys.readouterr().out.splitlines()[0]
+    classifier = load_classifier(run)
+    pixels = torch.from_numpy(np.array(Image.open(images / "gray28.png")))[None, None]
+    with torch.no_grad():
+        probabilities = torch.softmax(classifier.model(normalize(pixels, classifier.mean, classifier.std)), dim=1)[0]
+    top = probabilities.topk(2)
+    names = [classifier.class_names[i] for i in top.indices.tolist()]
+    assert line == f"{images / 'gray28.png'}: {names[0]} {top.values[0]:.3f}, {names[1]} {top.values[1]:.3f}"
+
+
+def test_only_unreadable_files_exit_2(run, images, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main(["--ckpt", str(run), str(images / "corrupt.png"), str(images / "notes.txt")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "skipped" in err and "notes.txt" in err  # named on the command line: tried, whatever its name
+    assert err.splitlines()[-1] == "error: none of the 2 files could be read as an image: see the messages above"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--top_k=0"], "error: --top_k 0 must be at least 1"),
+        (["no_such_image.png"], "error: 'no_such_image.png' does not exist: give image files or folders of images"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(run, images, args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main(["--ckpt", str(run), str(images / "gray28.png"), *args])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+def test_a_missing_checkpoint_exits_2_with_one_line(images, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main(["--ckpt", "missing.ckpt", str(images)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint 'missing.ckpt' does not exist") and err.count("\n") == 1
+
+
+def test_not_a_checkpoint_exits_2_with_one_line_from_the_script(images, tmp_path):
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "predict.py"), "--ckpt", "notes.ckpt", str(images)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: 'notes.ckpt' is not a readable checkpoint") and (
+        result.stderr.count("\n") == 1
+    ), result.stderr
