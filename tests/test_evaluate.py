@@ -84,7 +84,8 @@ def test_data_settings_on_the_command_line_replace_the_checkpoints(runs, tmp_pat
 
 
 def test_other_classes_of_the_same_count_are_matched_by_position_with_a_note(runs, tmp_path, capsys):
-    evaluate_main(["--ckpt", str(runs["pretrained"]), "--device=cpu", f"--output={tmp_path}", "--data.classes=[5, 6, 7, 8, 9]"])
+    args = ["--device=cpu", f"--output={tmp_path}", "--data.classes=[5, 6, 7, 8, 9]"]
+    evaluate_main(["--ckpt", str(runs["pretrained"]), *args])
     results = json.loads(only(tmp_path.glob("*.json")).read_text())
     assert results["data"]["classes"] == [5, 6, 7, 8, 9]
     assert [row["class"] for row in results["per_class"]] == ["0", "1", "2", "3", "4"]  # the model's names

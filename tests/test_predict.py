@@ -92,6 +92,7 @@ def test_only_unreadable_files_exit_2(run, images, capsys):
         (["--top_k=0"], "error: --top_k 0 must be at least 1"),
         (["no_such_image.png"], "error: 'no_such_image.png' does not exist: give image files or folders of images"),
     ],
+    ids=["top_k_0", "missing_image"],
 )
 def test_bad_arguments_exit_2_with_one_line(run, images, args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

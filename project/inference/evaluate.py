@@ -34,7 +34,7 @@ def main(args: list[str] | None = None) -> None:
         known = inspect.signature(ImageDataModule).parameters
         parser.set_defaults({f"data.{key}": value for key, value in classifier.data_settings.items() if key in known})
         config = parser.parse_args(args)
-        data = test_data(classifier, config.data.as_dict())
+        data = evaluation_data(classifier, config.data.as_dict())
         loss, matrix = evaluate(classifier, data.test_dataloader())
         folder = output_folder(config.output, run_folder(classifier.checkpoint_path) / "evaluation")
     except UserError as error:
@@ -49,7 +49,10 @@ def main(args: list[str] | None = None) -> None:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(description="Evaluate a checkpoint on a test split: loss, accuracy, confusion matrix.")
+    parser = ArgumentParser(
+        description="Evaluate a checkpoint on a test split: loss, accuracy, confusion matrix. The --data.* settings "
+        "default to those the checkpoint was trained with (not the defaults shown below); give only what changes."
+    )
     parser.add_argument(
         "--ckpt", type=str, required=True, help="a .ckpt file, a run folder or an experiment folder (its best one)"
     )
@@ -61,7 +64,7 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def test_data(classifier: Classifier, settings: dict) -> ImageDataModule:
+def evaluation_data(classifier: Classifier, settings: dict) -> ImageDataModule:
     """The DataModule of `settings`, its images shaped for the model, set up; its classes must match the model's."""
     channels, height, width = classifier.input_shape
     if settings["channels"] is None:  # other data than the model's: convert it to what the model takes
@@ -112,7 +115,6 @@ def evaluate(classifier: Classifier, loader: DataLoader) -> tuple[float, Tensor]
 
 def summary(classifier: Classifier, data: ImageDataModule, loss: float, matrix: Tensor) -> dict:
     """Everything the evaluation found, as plain values for the JSON file."""
-    per_class = matrix.diag() / matrix.sum(dim=1).clamp_min(1)
     return {
         "checkpoint": str(classifier.checkpoint_path),
         "data": {key: value for key, value in data.hparams.items() if not key.startswith("_")},
@@ -121,11 +123,17 @@ def summary(classifier: Classifier, data: ImageDataModule, loss: float, matrix: 
         "loss": loss,
         "accuracy": int(matrix.diag().sum()) / int(matrix.sum()),
         "per_class": [
-            {"class": name, "samples": int(matrix[index].sum()), "accuracy": float(per_class[index])}
+            {"class": name, "samples": int(matrix[index].sum()), "accuracy": class_accuracy(matrix, index)}
             for index, name in enumerate(classifier.class_names)
         ],
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def class_accuracy(matrix: Tensor, index: int) -> float | None:
+    """The share of class `index`'s images predicted as it (its recall); None if it has no test images."""
+    samples = int(matrix[index].sum())
+    return int(matrix[index, index]) / samples if samples else None
 
 
 def report(results: dict) -> str:
@@ -140,7 +148,6 @@ def report(results: dict) -> str:
         f"{'class':<{width}}  accuracy  images",
     ]
     for row in results["per_class"]:
-        accuracy = f"{row['accuracy']:.4f}" if row["samples"] else "–"
+        accuracy = "–" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
         lines.append(f"{row['class']:<{width}}  {accuracy:>8}  {row['samples']:>6}")
     return "\n".join(lines)
-
