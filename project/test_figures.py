@@ -38,9 +38,9 @@ class LogTestFigures(Callback):
     ) -> None:
         if self.confusion is None:
             return
-        # test_step returns nothing, so predict again; the batch here is already on the device and normalized.
-        images, labels = batch
-        predictions = pl_module(images).argmax(dim=1)
+        images, labels = batch  # already on the device and normalized
+        logits = outputs["logits"] if isinstance(outputs, dict) and "logits" in outputs else pl_module(images)
+        predictions = logits.argmax(dim=1)
         self.confusion.update(predictions, labels)
         kept = sum(len(sample[0]) for sample in self.samples)
         if kept < MAX_SAMPLES:

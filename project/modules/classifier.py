@@ -79,7 +79,8 @@ class ImageClassifier(LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.head(self.backbone(images))
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+        """Loss and logits of a batch; logs `{stage}/loss` and `{stage}/acc`."""
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
@@ -93,16 +94,16 @@ class ImageClassifier(LightningModule):
         training = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=training, on_epoch=not training, prog_bar=True, sync_dist=not training)
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        return loss, logits
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return {"logits": self._step(batch, "test")[1].detach()}  # for the test figures, without a second forward
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Named optimizer groups (the names show in TensorBoard's lr curves); subclasses split them further."""
