@@ -18,6 +18,7 @@ from project.data import ImageDataModule
 from project.epoch_seeding import ReseedEveryEpoch
 from project.errors import UserError
 from project.interruption import SaveOnSigterm
+from project.test_figures import LogTestFigures
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -92,8 +93,6 @@ class ExperimentCLI(LightningCLI):
 
 def default_callbacks(with_lr_monitor: bool, checkpoint_every_n_steps: int | None = None) -> list:
     """Checkpoints (the best by val/acc, for fine-tuning and testing; the last, for resume), lr curves, test figures."""
-    from project.test_figures import LogTestFigures
-
     callbacks = [
         ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}"),
         # A checkpointer of its own for last.ckpt: Lightning 2.6's save_last only writes when the best one changed,
