@@ -54,28 +54,34 @@ def new_model(case: str, data: ImageDataModule) -> ImageClassifier:
 def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str, str, str]]:
     data, usual, source = case_setup(case, scratch, args)
     template = new_model(case, data)
-    n, warm = args.batches, args.warmup
-    limit = compute_only(template, data, n, warm, device)
+    # One epoch at most, so every path sees the same batches (the 8,000-image MNIST sample has 62 of 128).
+    n = min(args.batches, len(data.train_set) // args.batch_size)
+    warm = min(args.warmup, n - 1)
+    first_limit = compute_only(template, data, n, warm, device)
 
     seed_everything(SEED, verbose=False)
     default = lightning_fit(copy_of(template), n, warm, device, datamodule=data)
     default_rate = timed_rate(default, n, warm, args.batch_size)
-
-    rows = [
-        ("1. compute only (preloaded normalized tensors)", f"{limit:,.0f}", "1.00", ""),
-        ("2. this project's default path, Lightning", f"{default_rate:,.0f}", f"{default_rate / limit:.2f}", ""),
-    ]
+    usual_rates = {}
     for workers in args.workers:
         loader = DataLoader(usual, batch_size=args.batch_size, shuffle=True, num_workers=workers,
                             persistent_workers=workers > 0, pin_memory=device == "cuda")
         usual_run = lightning_fit(copy_of(template), n, warm, device, train_dataloaders=loader)
-        usual_rate = timed_rate(usual_run, n, warm, args.batch_size)
-        rows.append((f"3. torchvision DataLoader + PIL transforms, {workers} workers, Lightning", f"{usual_rate:,.0f}",
-                     f"{usual_rate / limit:.2f}", f"default path is {default_rate / usual_rate:.2f}x faster"))
+        usual_rates[workers] = timed_rate(usual_run, n, warm, args.batch_size)
     plain_rate, plain_losses = plain_loop(template, data, n, warm, device, SEED)
+    # The limit is a best case: measured first and last, the faster one counts (a shared machine is noisy).
+    limit = max(first_limit, compute_only(template, data, n, warm, device))
+
     equal = len(plain_losses) == len(default.losses) and all(
         round(a, 5) == round(b, 5) for a, b in zip(plain_losses, default.losses, strict=True)
     )
+    rows = [
+        ("1. compute only (preloaded normalized tensors)", f"{limit:,.0f}", "1.00", "best of two, first and last"),
+        ("2. this project's default path, Lightning", f"{default_rate:,.0f}", f"{default_rate / limit:.2f}", ""),
+    ]
+    for workers, rate in usual_rates.items():
+        rows.append((f"3. torchvision DataLoader + PIL transforms, {workers} workers, Lightning", f"{rate:,.0f}",
+                     f"{rate / limit:.2f}", f"default path is {default_rate / rate:.2f}x faster"))
     rows.append(("4. same model and data, plain PyTorch loop", f"{plain_rate:,.0f}", f"{plain_rate / limit:.2f}",
                  f"Lightning/plain = {default_rate / plain_rate:.2f}; losses equal to 5 decimals "
                  f"over {len(plain_losses)} steps: {'yes' if equal else 'NO'}"))
