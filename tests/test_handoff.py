@@ -1,10 +1,10 @@
 """The checkpoint handoff from pretraining to fine-tuning, and what each strategy trains."""
 
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
+from code_payload import save_code_carrying_checkpoint
 from lightning.pytorch import Trainer
 from tiny_settings import TINY_CNN, TINY_RUN
 
@@ -119,20 +119,10 @@ def test_a_file_that_is_not_a_checkpoint_is_named_in_the_error(tmp_path):
         load_checkpoint(truncated)
 
 
-class _WritesMarker:
-    """A pickle payload that would create a file if unpickled with weights_only=False."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path):
     marker = tmp_path / "code-ran"
     path = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "payload": _WritesMarker(marker)}, path, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    save_code_carrying_checkpoint(path, marker)
     with pytest.raises(UserError, match="refused to load"):
         load_checkpoint(path)
     assert not marker.exists()

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from code_payload import save_code_carrying_checkpoint
 from tiny_settings import TINY_CNN
 
 from project.checkpoints import find_checkpoint, load_checkpoint
@@ -115,17 +116,9 @@ def test_checkpoint_every_n_steps_writes_last_ckpt_mid_epoch(tmp_path):
     assert load_checkpoint(last)["global_step"] == 7  # the end-of-epoch save comes last
 
 
-class _WritesMarker:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_resuming_from_a_checkpoint_that_carries_code_is_refused_and_the_code_never_runs(tmp_path):
     marker = tmp_path / "code-ran"
-    torch.save({"state_dict": {}, "payload": _WritesMarker(marker)}, tmp_path / "evil.ckpt")
+    save_code_carrying_checkpoint(tmp_path / "evil.ckpt", marker)
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *QUIET, "--ckpt_path=evil.ckpt"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,

@@ -22,10 +22,7 @@ CLASSES = ["0", "1", "2", "3", "4"]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny pretraining run (digits 0-4, gray 28×28), trained once for this module."""
-    folder = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        return pretrained_run(folder)
+    return pretrained_run(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture
