@@ -150,6 +150,9 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         run=False,
         args=args,
         save_config_kwargs={"overwrite": False},
+        # The modules build their own optimizer and schedule (parameter groups gated by the fine-tuning plan);
+        # LightningCLI's --optimizer/--lr_scheduler would silently replace them.
+        auto_configure_optimizers=False,
     )
     ckpt_path = str(cli.resume_from) if cli.resume_from else None
     trainer = cli.trainer

@@ -156,3 +156,9 @@ def test_user_errors_exit_non_zero_with_a_clear_message_and_write_nothing(tmp_pa
     assert (existing / "keep.txt").read_text() == "an earlier run"
     everything = sorted(p.name for p in (tmp_path / "lightning_logs").rglob("*"))
     assert everything == ["digits_pretrain", "keep.txt", "version_0"]
+
+
+def test_the_optimizer_is_configured_only_through_the_model(tmp_path):
+    # LightningCLI's own --optimizer would replace the model's optimizer and bypass the fine-tuning plan.
+    result = run_script_process("pretrain.py", "--optimizer=Adam", cwd=tmp_path)
+    assert result.returncode == 2 and "unrecognized arguments: --optimizer=Adam" in result.stderr
