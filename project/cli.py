@@ -57,6 +57,11 @@ class ExperimentCLI(LightningCLI):
         if ckpt_path is None:
             return None
         experiment_dir = Path(self.config["output_dir"]) / self.config["experiment"]
+        if ckpt_path == "last" and not experiment_dir.is_dir():
+            raise UserError(
+                f"nothing to resume: {str(experiment_dir)!r} holds no run of experiment {self.config['experiment']!r} "
+                f"(check --experiment and --output_dir), or drop --ckpt_path to start a new run"
+            )
         path = find_checkpoint(experiment_dir if ckpt_path == "last" else ckpt_path, "last")
         load_checkpoint(path)  # a clear error now for a damaged file, or one that would run code
         return path
@@ -68,6 +73,9 @@ class ExperimentCLI(LightningCLI):
         TensorBoard logs there unless the config names another logger; with `--trainer.logger=false`
         the folder still holds the run's config.yaml and checkpoints.
         """
+        output_dir = Path(self.config["output_dir"])
+        if output_dir.exists() and not output_dir.is_dir():
+            raise UserError(f"--output_dir {str(output_dir)!r} is a file: give a folder for the run folders")
         self.resume_from = self._checkpoint_to_resume()
         version = None
         if self.resume_from is not None and re.fullmatch(r"version_\d+", self.resume_from.parent.parent.name):

@@ -143,6 +143,10 @@ def run_script_process(script: str, *args: str, cwd: Path) -> subprocess.Complet
         ("pretrain.py", ["--data.dataset=imagefolder", "--data.root=missing_folder"], "does not exist"),
         ("finetune.py", ["--model.pretrained=no/such/run"], "'no/such/run' does not exist"),
         ("finetune.py", [], "no best checkpoint"),  # the default config, before any pretraining
+        ("pretrain.py", ["--ckpt_path=last", "--experiment=never_ran"], "nothing to resume"),
+        ("pretrain.py", ["--output_dir=lightning_logs/digits_pretrain/version_0/keep.txt"], "is a file"),
+        ("pretrain.py", ["--data.dataset=imagefolder", "--data.root=lightning_logs/digits_pretrain/version_0/keep.txt"],
+         "is a file, not a folder"),
     ],
 )
 def test_user_errors_exit_non_zero_with_a_clear_message_and_write_nothing(tmp_path, script, args, message):

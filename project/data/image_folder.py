@@ -17,7 +17,8 @@ def split_folders(root: str) -> dict[str, Path]:
     """Map split name to folder: `root/train` (with `val/`, `test/` when present), or `root` itself as train."""
     path = Path(root)
     if not path.is_dir():
-        raise UserError(f"image folder {root!r} does not exist: set --data.root to a folder of <class>/ image folders")
+        problem = "is a file, not a folder" if path.exists() else "does not exist"
+        raise UserError(f"image folder {root!r} {problem}: set --data.root to a folder of <class>/ image folders")
     if (path / "train").is_dir():
         return {split: path / split for split in SPLIT_FOLDERS if (path / split).is_dir()}
     return {"train": path}
