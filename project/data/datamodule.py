@@ -233,6 +233,8 @@ class ImageDataModule(LightningDataModule):
         if augmentation_rng is not None:
             crop_padding = self.hparams.crop_padding
             images = random_horizontal_flip(random_crop(images, crop_padding, augmentation_rng), augmentation_rng)
+        if self.mean.device != images.device:  # once per device, not a host-to-GPU copy every batch
+            self.mean, self.std = self.mean.to(images.device), self.std.to(images.device)
         return normalize(images, self.mean, self.std), labels
 
     def state_dict(self) -> dict[str, Any]:

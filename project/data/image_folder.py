@@ -87,6 +87,12 @@ def decode_files(files: list[tuple[Path, int]], image_size: int | None) -> Image
 def first_image_shape(root: str, image_size: int | None) -> tuple[int, int, int]:
     """(C, H, W) of the folder's images, read from its first image, so the model can be built before loading."""
     train = split_folders(root)["train"]
-    path, _ = list_images(train, folder_class_names(root))[0]
-    array = decode_image(path, image_size)
+    class_names = folder_class_names(root)
+    for name in class_names:  # the first class with images is enough: no need to list 50,000 files here
+        files = sorted(p for p in (train / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if files:
+            break
+    else:
+        list_images(train, class_names)  # raises the error that says no images were found
+    array = decode_image(files[0], image_size)
     return (3 if array.ndim == 3 else 1, array.shape[0], array.shape[1])
