@@ -149,6 +149,19 @@ class ImageClassifier(LightningModule):
         for logger in self.loggers:
             logger.log_metrics({"params/trainable": trainable}, step=self.global_step)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to write non-finite weights: the file on disk stays the last good one.
+
+        A diverging run can step to NaN weights while its loss was still finite; checked here, at each save,
+        rather than after every optimizer step, so the check costs nothing between checkpoints.
+        """
+        broken = [k for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()]
+        if broken:
+            raise UserError(
+                f"the weights became NaN or infinite by step {self.global_step} (epoch {self.current_epoch}, e.g. "
+                f"{broken[0]}): lower --model.lr or check the data; the checkpoints on disk were left as they were"
+            )
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """A group gated to lr 0 takes no step at all: no momentum, no weight decay, untouched weights."""
         for group in optimizer.param_groups:

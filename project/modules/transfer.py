@@ -108,6 +108,7 @@ class TransferClassifier(ImageClassifier):
             self.logger.experiment.add_text("provenance", "\n".join(f"    {line}" for line in text.splitlines()))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["provenance"] = self.provenance
 
 
