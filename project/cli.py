@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
+from project.best_checkpoint import BestCheckpoint
 from project.checkpoints import find_checkpoint, load_checkpoint, version_number
 from project.data import ImageDataModule
 from project.epoch_seeding import ReseedEveryEpoch
@@ -100,9 +101,9 @@ class ExperimentCLI(LightningCLI):
 
 
 def default_callbacks(with_lr_monitor: bool, checkpoint_every_n_steps: int | None = None) -> list:
-    """Checkpoints (the best by val/acc, for fine-tuning and testing; the last, for resume), lr curves, test figures."""
+    """Checkpoints (the best by val/acc, ties by val/loss; the last, to resume), lr curves, test figures."""
     callbacks = [
-        ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}"),
+        BestCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}"),  # ties: lower val/loss wins
         # A checkpointer of its own for last.ckpt: Lightning 2.6's save_last only writes when the best one changed,
         # so a run whose val/acc stopped improving would resume from an old epoch.
         ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
