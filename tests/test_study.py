@@ -13,6 +13,7 @@ from tiny_settings import TINY_CNN, TINY_RUN
 from project.cli import run_experiment
 from project.modules import ImageClassifier
 from project.study.main import main
+from project.study.summary import paired_gain_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,9 +56,25 @@ def test_study_writes_a_row_per_run_a_matching_table_and_a_plot(tmp_path, source
             cell = f"{statistics.mean(accs):.3f} ± {statistics.stdev(accs):.3f}"
             assert cell in table.splitlines()[2 if method == "scratch" else 3]
     assert table.strip() in capsys.readouterr().out  # printed at the end too
+    assert "| linear_probe | " in table.split("gain over scratch")[1]
 
     with Image.open(tmp_path / "results.png") as image:
         assert image.size == (640, 420)
+
+
+def test_the_gain_over_scratch_is_paired_by_seed_and_budget():
+    rows = [
+        {"method": m, "samples_per_class": b, "seed": s, "test_acc": str(a)}
+        for m, b, s, a in [
+            ("scratch", "2", "1", 0.5), ("scratch", "2", "2", 0.9), ("scratch", "all", "1", 0.8),
+            ("full", "2", "1", 0.6), ("full", "2", "2", 0.9), ("full", "all", "1", 0.7),
+            ("full", "all", "2", 0.99),  # no scratch run of seed 2 at "all": left out, not paired with another
+        ]
+    ]
+    table = paired_gain_table(rows).splitlines()
+    assert table[0] == "| gain over scratch, same seed (wins/ties/losses) | 2 | all |"
+    # Budget 2: gains +0.1 and 0.0, so mean +0.05, stdev 0.0707; budget all: one pair, -0.1.
+    assert table[2] == "| full | +0.050 ± 0.071 (1/1/0) | -0.100 ± 0.000 (0/0/1) |"
 
 
 def test_a_restarted_study_trains_only_what_is_missing(tmp_path, source, capsys):

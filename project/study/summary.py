@@ -1,4 +1,4 @@
-"""A study's results.csv as a markdown table of mean ± std test accuracy and a plot against labels per class."""
+"""A study's results.csv as markdown tables (mean ± std test accuracy; the paired gain over scratch) and a plot."""
 
 import csv
 import statistics
@@ -51,6 +51,37 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def paired_gain_table(rows: list[dict]) -> str:
+    """Each method's test accuracy minus scratch's of the same seed and budget: mean ± std, and wins/ties/losses.
+
+    Pairing removes what the methods share (the label sample and the test images, both drawn from the seed), so
+    the differences are far less noisy than the two means; a gain whose ± is larger than itself is not one.
+    """
+    by_run = {(r["method"], r["samples_per_class"], r["seed"]): float(r["test_acc"]) for r in rows}
+    methods = [m for m in dict.fromkeys(row["method"] for row in rows) if m != "scratch"]
+    budgets = sorted({row["samples_per_class"] for row in rows}, key=budget_order)
+    lines = [
+        "| gain over scratch, same seed (wins/ties/losses) | " + " | ".join(budgets) + " |",
+        "|---|" + "---|" * len(budgets),
+    ]
+    for method in methods:
+        cells = []
+        for budget in budgets:
+            gains = [
+                accuracy - by_run[("scratch", b, seed)]
+                for (m, b, seed), accuracy in by_run.items()
+                if (m, b) == (method, budget) and ("scratch", b, seed) in by_run
+            ]
+            if not gains:
+                cells.append("–")
+                continue
+            wins, losses = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
+            mean, std = mean_std(gains)
+            cells.append(f"{mean:+.3f} ± {std:.3f} ({wins}/{len(gains) - wins - losses}/{losses})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """Test accuracy against labels per class (log axis), one line per method with its ± std band."""
     accuracy = grouped(rows, "test_acc")
@@ -74,9 +105,11 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def summarize(output_dir: Path) -> str:
-    """Write results.md and results.png next to results.csv; returns the table."""
+    """Write results.md and results.png next to results.csv; returns the tables."""
     rows = read_results(output_dir / "results.csv")
     table = markdown_table(rows)
+    if any(row["method"] == "scratch" for row in rows) and any(row["method"] != "scratch" for row in rows):
+        table += "\n\n" + paired_gain_table(rows)
     (output_dir / "results.md").write_text(table + "\n")
     plot(rows, output_dir / "results.png")
     return table
