@@ -82,6 +82,31 @@ def test_scratch_baseline_has_the_same_architecture_but_fresh_weights(pretrained
     assert not torch.equal(scratch.backbone.features[0][0].weight, pretrained_stem)
 
 
+def test_reinit_blocks_keeps_the_lower_blocks_and_starts_the_top_ones_afresh(pretrained):
+    saved = load_checkpoint(pretrained)["state_dict"]
+    keep_trunk = transfer_model(pretrained, reinit_blocks=1).backbone.state_dict()
+    for key, value in keep_trunk.items():  # the conv trunk is the pretrained one, fc512 is not
+        assert torch.equal(value, saved[f"backbone.{key}"]) == key.startswith("features."), key
+    keep_stem = transfer_model(pretrained, reinit_blocks=2).backbone
+    assert torch.equal(keep_stem.features[0][0].weight, saved["backbone.features.0.0.weight"])
+    second_bn = keep_stem.features[1][1]  # its running statistics are reset too, not only the weights
+    assert saved["backbone.features.1.1.running_mean"].abs().sum() > 0
+    assert not second_bn.running_mean.any() and (second_bn.running_var == 1).all()
+
+
+def test_reinit_blocks_leaves_the_scratch_baseline_alone_and_is_range_checked(pretrained):
+    args = load_checkpoint(pretrained)["hyper_parameters"]["backbone_args"]
+    torch.manual_seed(0)
+    plain = TransferClassifier(pretrained=None, backbone="cnn", backbone_args=args, num_classes=3)
+    torch.manual_seed(0)
+    reinit = TransferClassifier(pretrained=None, backbone="cnn", backbone_args=args, num_classes=3, reinit_blocks=1)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, reinit.state_dict()[key]), key
+    for bad in (-1, 4):  # the CNN has 3 blocks: two conv blocks and fc512
+        with pytest.raises(UserError, match=f"reinit_blocks={bad} must be between 0 and the backbone's 3 blocks"):
+            transfer_model(pretrained, reinit_blocks=bad)
+
+
 def test_run_and_experiment_folders_resolve_to_the_newest_best_checkpoint(pretrained):
     run_folder = pretrained.parent.parent
     assert find_checkpoint(run_folder, "best") == pretrained

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
 
 from project.checkpoints import find_checkpoint, load_backbone_weights, load_checkpoint
 from project.errors import UserError
@@ -27,6 +28,9 @@ class TransferClassifier(ImageClassifier):
             trains), `gradual` (blocks unfreeze from the top at `unfreeze_at` epochs), `lp_ft` (linear
             probe for `lp_epochs`, then everything at `ft_lr_ratio` × the lr; Kumar et al. 2022).
         backbone_lr_ratio: backbone lr = lr × this; `layer_decay` multiplies it once more per block down.
+        reinit_blocks: start this many top backbone blocks from fresh weights instead of the pretrained ones
+            (1 on the CNN: keep the conv trunk, re-initialize fc512 — the article's transfer model). The top
+            block is the one most specific to the source classes.
         pretrained_sha256: if set, the pretrained file must have this hash; recorded after every run.
     """
 
@@ -39,6 +43,7 @@ class TransferClassifier(ImageClassifier):
         unfreeze_at: list[int] | None = None,
         lp_epochs: int = 5,
         ft_lr_ratio: float = 0.1,
+        reinit_blocks: int = 0,
         pretrained_sha256: str | None = None,
         backbone: BackboneName | None = None,
         backbone_args: dict[str, Any] | None = None,
@@ -60,8 +65,12 @@ class TransferClassifier(ImageClassifier):
         self.hparams.update(
             pretrained=pretrained, pretrained_sha256=pretrained_sha256, backbone=backbone, backbone_args=backbone_args
         )
+        blocks = self.backbone.blocks()
+        if not 0 <= reinit_blocks <= len(blocks):
+            raise UserError(f"reinit_blocks={reinit_blocks} must be between 0 and the backbone's {len(blocks)} blocks")
         if checkpoint is not None:
             load_backbone_weights(self.backbone, checkpoint, pretrained)
+            reinitialize(blocks[len(blocks) - reinit_blocks :])
         self.provenance = provenance(pretrained, pretrained_sha256, checkpoint)
         self.plan = FinetuningPlan(
             strategy, len(self.backbone.blocks()), backbone_lr_ratio, layer_decay,
@@ -110,6 +119,14 @@ class TransferClassifier(ImageClassifier):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["provenance"] = self.provenance
+
+
+def reinitialize(blocks: list[nn.Module]) -> None:
+    """Fresh weights (and BatchNorm statistics) for every layer in `blocks`, drawn as at construction."""
+    for block in blocks:
+        for module in block.modules():
+            if hasattr(module, "reset_parameters"):  # convs, linears, norms: each knows its own init
+                module.reset_parameters()
 
 
 def check_plan(plan: FinetuningPlan) -> None:
