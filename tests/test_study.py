@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
@@ -88,6 +89,19 @@ def test_a_restarted_study_trains_only_what_is_missing(tmp_path, source, capsys)
     assert again[:4] == rows and len(again) == 8
     main(study_args(source, tmp_path, seeds="[1, 2]"))
     assert "0 to train" in capsys.readouterr().out and len(read_rows(tmp_path / "results.csv")) == 8
+
+
+def test_configured_is_the_fine_tuning_config_as_it_is_on_the_pretrained_backbone(tmp_path, source):
+    main([f"--pretrained={source}", "--methods=[scratch, configured]", "--budgets=[2]",
+          "--seeds=[1]", f"--output_dir={tmp_path}", f"--extra_args={[*TINY_RUN, TINY_CNN]}"])
+    configs = {
+        method: yaml.safe_load((tmp_path / "runs" / f"{method}_2_seed1" / "version_0" / "config.yaml").read_text())
+        for method in ("scratch", "configured")
+    }
+    assert configs["scratch"]["model"]["pretrained"] is None
+    assert configs["configured"]["model"]["pretrained"] == str(source)
+    assert configs["configured"]["model"]["strategy"] == "full"  # digits_finetune.yaml's own, no overlay
+    assert configs["configured"]["model"]["backbone_lr_ratio"] == 1.0
 
 
 def test_unknown_method_is_refused_before_training(tmp_path, source):

@@ -26,7 +26,8 @@ def study(
     Args:
         finetune_config: the fine-tuning config that defines the target task.
         pretrained: the source checkpoint (a .ckpt, a run folder or an experiment folder).
-        methods: `scratch` and strategy names (configs/strategy/*.yaml).
+        methods: `scratch`, `configured` (the fine-tuning config as it is) and strategy names
+            (configs/strategy/*.yaml).
         budgets: labelled training images per class; null means all.
         seeds: each seeds both the training and the label sample.
         output_dir: gets results.csv (one row per run, written as each finishes), results.md, results.png.

@@ -17,12 +17,13 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 
 
 def method_args(method: str) -> list[str]:
-    """`scratch` is the fine-tuning config's model without pretrained weights; the others are strategy overlays."""
-    if method == "scratch":
+    """`scratch`: the fine-tuning config's model without pretrained weights; `configured`: the fine-tuning config
+    as it is (its own strategy); the others: the pretrained backbone under a strategy overlay."""
+    if method in ("scratch", "configured"):
         return []
     overlay = CONFIG_DIR / "strategy" / f"{method}.yaml"
     if not overlay.is_file():
-        known = ["scratch", *sorted(p.stem for p in overlay.parent.glob("*.yaml"))]
+        known = ["scratch", "configured", *sorted(p.stem for p in overlay.parent.glob("*.yaml"))]
         raise UserError(f"unknown study method {method!r}: choose from {known}")
     return ["--config", str(overlay)]
 
