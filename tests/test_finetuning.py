@@ -43,6 +43,19 @@ def test_plan_lr_scales_discriminative_layer_decay_and_lp_ft_drop():
     assert (lp_ft.head_lr_scale(1), lp_ft.block_lr_scale(2, 1)) == (0.2, 0.2)
 
 
+def test_new_blocks_train_from_the_start_at_the_head_lr_and_the_strategy_plans_the_rest():
+    probe = FinetuningPlan("linear_probe", num_blocks=3, new_blocks=1)
+    assert [probe.trainable_blocks(epoch) for epoch in range(3)] == [1, 1, 1]
+    assert [probe.block_lr_scale(block, 0) for block in range(3)] == [0.0, 0.0, 1.0]
+    gradual = FinetuningPlan("gradual", num_blocks=3, new_blocks=1, unfreeze_at=(1, 2))
+    assert [gradual.trainable_blocks(epoch) for epoch in range(3)] == [1, 2, 3]
+    full = FinetuningPlan("full", num_blocks=3, new_blocks=1, backbone_lr_ratio=0.1, layer_decay=0.5)
+    assert [full.block_lr_scale(block, 0) for block in range(3)] == pytest.approx([0.05, 0.1, 1.0])
+    lp_ft = FinetuningPlan("lp_ft", num_blocks=3, new_blocks=1, lp_epochs=1, ft_lr_ratio=0.2)
+    assert [lp_ft.block_lr_scale(block, 0) for block in range(3)] == [0.0, 0.0, 1.0]
+    assert [lp_ft.block_lr_scale(block, 1) for block in range(3)] == pytest.approx([0.2, 0.2, 0.2])
+
+
 class EpochRecorder(Callback):
     """Per epoch: which backbone blocks changed (weights or BatchNorm buffers) and every group's lr."""
 

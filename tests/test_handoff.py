@@ -94,6 +94,15 @@ def test_reinit_blocks_keeps_the_lower_blocks_and_starts_the_top_ones_afresh(pre
     assert not second_bn.running_mean.any() and (second_bn.running_var == 1).all()
 
 
+def test_a_linear_probe_trains_the_reinitialized_block_with_the_head_and_nothing_below(pretrained):
+    model = transfer_model(pretrained, strategy="linear_probe", reinit_blocks=1)
+    before = clone_state(model.backbone)
+    train_steps(model)
+    after = model.backbone.state_dict()
+    changed = {key.split(".")[0] for key, value in after.items() if not torch.equal(value, before[key])}
+    assert changed == {"fc"}  # the conv trunk's weights and BatchNorm statistics are untouched
+
+
 def test_reinit_blocks_leaves_the_scratch_baseline_alone_and_is_range_checked(pretrained):
     args = load_checkpoint(pretrained)["hyper_parameters"]["backbone_args"]
     torch.manual_seed(0)

@@ -22,6 +22,8 @@ class FinetuningPlan:
             the last listed epoch unfreezes all that is left (one epoch: the whole backbone at once).
         lp_epochs: `lp_ft`: epochs of linear probing before everything trains.
         ft_lr_ratio: `lp_ft`: all lrs are multiplied by this once the full fine-tuning phase starts.
+        new_blocks: the top blocks that start from fresh weights: they belong to the new head, so they train
+            from the first epoch at the head's lr under every strategy; the strategy plans the blocks below.
     """
 
     strategy: Strategy
@@ -31,16 +33,25 @@ class FinetuningPlan:
     unfreeze_at: tuple[int, ...] = (5,)
     lp_epochs: int = 5
     ft_lr_ratio: float = 0.1
+    new_blocks: int = 0
+
+    @property
+    def pretrained_blocks(self) -> int:
+        return self.num_blocks - self.new_blocks
 
     def trainable_blocks(self, epoch: int) -> int:
         """How many blocks, counted from the top (the head's side), train in `epoch`."""
+        return self.new_blocks + self._trainable_pretrained_blocks(epoch)
+
+    def _trainable_pretrained_blocks(self, epoch: int) -> int:
+        pretrained = self.pretrained_blocks
         if self.strategy == "full":
-            return self.num_blocks
+            return pretrained
         if self.strategy == "lp_ft":
-            return self.num_blocks if epoch >= self.lp_epochs else 0
+            return pretrained if epoch >= self.lp_epochs else 0
         if self.strategy == "gradual":
             reached = sum(epoch >= milestone for milestone in self.unfreeze_at)
-            return self.num_blocks if reached == len(self.unfreeze_at) else min(reached, self.num_blocks)
+            return pretrained if reached == len(self.unfreeze_at) else min(reached, pretrained)
         return 0
 
     def block_trains(self, block: int, epoch: int) -> bool:
@@ -53,5 +64,7 @@ class FinetuningPlan:
         """The lr multiplier of backbone block `block` in `epoch`: 0 while it is frozen."""
         if not self.block_trains(block, epoch):
             return 0.0
-        depth_from_top = self.num_blocks - 1 - block
+        if block >= self.pretrained_blocks:  # a new block is part of the head
+            return self.head_lr_scale(epoch)
+        depth_from_top = self.pretrained_blocks - 1 - block
         return self.head_lr_scale(epoch) * self.backbone_lr_ratio * self.layer_decay**depth_from_top

@@ -30,7 +30,8 @@ class TransferClassifier(ImageClassifier):
         backbone_lr_ratio: backbone lr = lr × this; `layer_decay` multiplies it once more per block down.
         reinit_blocks: start this many top backbone blocks from fresh weights instead of the pretrained ones
             (1 on the CNN: keep the conv trunk, re-initialize fc512 — the article's transfer model). The top
-            block is the one most specific to the source classes.
+            block is the one most specific to the source classes. Fresh blocks belong to the new head: they
+            train from the first epoch at the head's lr under every strategy (with pretrained weights only).
         pretrained_sha256: if set, the pretrained file must have this hash; recorded after every run.
     """
 
@@ -72,13 +73,16 @@ class TransferClassifier(ImageClassifier):
             load_backbone_weights(self.backbone, checkpoint, pretrained)
             reinitialize(blocks[len(blocks) - reinit_blocks :])
         self.provenance = provenance(pretrained, pretrained_sha256, checkpoint)
+        new_blocks = reinit_blocks if checkpoint is not None else 0
         self.plan = FinetuningPlan(
-            strategy, len(self.backbone.blocks()), backbone_lr_ratio, layer_decay,
-            tuple(unfreeze_at or (5,)), lp_epochs, ft_lr_ratio,
+            strategy, len(blocks), backbone_lr_ratio, layer_decay, tuple(unfreeze_at or (5,)), lp_epochs,
+            ft_lr_ratio, new_blocks,
         )
         check_plan(self.plan)
-        if strategy == "linear_probe":  # never trains: skip its gradients altogether
+        if strategy == "linear_probe":  # the pretrained blocks never train: skip their gradients altogether
             self.backbone.requires_grad_(False)
+            for block in blocks[self.plan.pretrained_blocks :]:
+                block.requires_grad_(True)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The head, then one group per backbone block, all created up front (gated by lr, never added later)."""
