@@ -21,6 +21,11 @@ class BestCheckpoint(ModelCheckpoint):
         self.tie_breaker = tie_breaker
         self.best_tie_breaker_score: float | None = None
 
+    @property
+    def state_key(self) -> str:
+        """ModelCheckpoint's key: runs checkpointed before this class existed resume with their best still tracked."""
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
     def check_monitor_top_k(self, trainer: Trainer, current: Tensor | None = None) -> bool:
         better = super().check_monitor_top_k(trainer, current)
         tie_score = trainer.callback_metrics.get(self.tie_breaker)

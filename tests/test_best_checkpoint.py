@@ -33,8 +33,10 @@ class ScriptedScores(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def fit(folder: Path, epochs: int, ckpt_path: str | None = None) -> BestCheckpoint:
-    best = BestCheckpoint(monitor="val/acc", mode="max", dirpath=folder, filename="best-{epoch:03d}")
+def fit(
+    folder: Path, epochs: int, ckpt_path: str | None = None, checkpoint_class: type = BestCheckpoint
+) -> ModelCheckpoint:
+    best = checkpoint_class(monitor="val/acc", mode="max", dirpath=folder, filename="best-{epoch:03d}")
     last = ModelCheckpoint(dirpath=folder, filename="last", enable_version_counter=False)
     data = torch.utils.data.DataLoader(torch.zeros(2, 1))
     trainer = Trainer(
@@ -64,3 +66,10 @@ def test_a_resumed_run_remembers_the_best_tie_breaker(tmp_path: Path) -> None:
     # Epoch 4 ties at val/acc 1.0 with loss 0.35: it would win against a forgotten score, not against 0.3.
     assert Path(best.best_model_path).name == "best-epoch=002.ckpt"
     assert sorted(p.name for p in tmp_path.glob("best-*.ckpt")) == ["best-epoch=002.ckpt"]
+
+
+def test_a_run_checkpointed_by_plain_model_checkpoint_resumes_with_its_best_still_tracked(tmp_path: Path) -> None:
+    fit(tmp_path, epochs=3, checkpoint_class=ModelCheckpoint)  # best: epoch 1, the first to reach 1.0
+    best = fit(tmp_path, epochs=5, ckpt_path=str(tmp_path / "last.ckpt"))
+    assert Path(best.best_model_path).name == "best-epoch=004.ckpt"
+    assert sorted(p.name for p in tmp_path.glob("best-*.ckpt")) == ["best-epoch=004.ckpt"]  # one best, not two
