@@ -117,6 +117,13 @@ def test_missing_dataset_offline_raises_user_error_naming_the_root(tmp_path, no_
         datamodule.setup()
 
 
+def test_a_download_without_network_raises_user_error_with_the_ways_out(tmp_path, no_network):
+    datamodule = ImageDataModule(dataset="mnist", root=str(tmp_path), download=True)
+    with pytest.raises(UserError, match=r"could not be downloaded.*--data.root.*--data.dataset=digits") as error:
+        datamodule.prepare_data()
+    assert "\n" not in str(error.value)
+
+
 # --- the embedded offline dataset ---
 
 
@@ -447,6 +454,25 @@ def test_class_folders_without_images_raise_user_error_naming_the_folder(tmp_pat
         (tmp_path / name / "notes.txt").write_text("not an image")
     with pytest.raises(UserError, match=re.escape(str(tmp_path))):
         folder_module(tmp_path)
+
+
+def test_one_empty_class_folder_is_refused_by_name_not_taken_as_a_class(image_folder):
+    (image_folder / "bird").mkdir()  # sorted between cat and dog: as a class, it would shift the dog's label
+    with pytest.raises(UserError, match=r"class folders \['bird'\].*hold no images"):
+        folder_module(image_folder)
+
+
+def test_the_decode_cache_inside_the_image_folder_is_not_a_class(image_folder):
+    first = folder_module(image_folder, cache_dir=str(image_folder / "cache"))
+    assert list((image_folder / "cache").iterdir())  # the cache was written inside the image folder
+    second = folder_module(image_folder, cache_dir=str(image_folder / "cache"))
+    assert first.class_names == second.class_names == ["cat", "dog", "ship"]
+
+
+def test_a_class_left_without_training_images_is_refused_by_name(tmp_path, make_image_folder):
+    root = make_image_folder(tmp_path / "images", per_class=2, classes=("cat", "dog"))
+    with pytest.raises(UserError, match=r"classes \['cat', 'dog'\] have no training images.*val_fraction"):
+        folder_module(root, test_fraction=0.5, val_fraction=0.9)  # 1 test, round(0.9 × 1) = 1 val, 0 train
 
 
 def test_corrupt_image_raises_user_error_naming_the_file(image_folder):

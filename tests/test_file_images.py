@@ -1,7 +1,11 @@
 """The classic path for image folders too large for memory: same images and splits, decoded per batch."""
 
+import re
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.cli import run_experiment
@@ -34,6 +38,14 @@ def test_from_disk_serves_the_same_splits_and_images_as_in_memory(image_folder, 
     assert torch.equal(memory.train_set.labels, disk.train_set.labels)
     torch.testing.assert_close(disk.mean, memory.mean)  # fewer than 2,000 images: the sample is all of them
     torch.testing.assert_close(disk.std, memory.std)
+
+
+def test_from_disk_an_image_of_another_size_is_named_with_the_fix(image_folder):
+    odd = image_folder / "ship" / "big.png"
+    Image.fromarray(np.zeros((20, 24, 3), dtype=np.uint8)).save(odd)
+    with pytest.raises(UserError, match=f"{re.escape(str(odd))}.*24×20.*--data.image_size"):
+        folder_data(image_folder, in_memory=False)  # the statistics sample decodes every image of this tiny folder
+    assert folder_data(image_folder, in_memory=False, image_size=16).input_shape == (3, 16, 16)
 
 
 def test_a_folder_larger_than_the_memory_limit_is_read_from_disk(image_folder):

@@ -89,10 +89,13 @@ class ImageDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         check_settings(self.hparams)
-        self.all_class_names = dataset_class_names(dataset, root)
+        self.all_class_names = dataset_class_names(dataset, root, cache_dir)
         self.class_ids = resolve_classes(classes, self.all_class_names)
         self.class_names = [self.all_class_names[i] for i in self.class_ids]
-        native = first_image_shape(root, image_size) if dataset == "imagefolder" else NATIVE_SHAPES[dataset]
+        if dataset == "imagefolder":
+            native = first_image_shape(root, self.all_class_names, image_size)
+        else:
+            native = NATIVE_SHAPES[dataset]
         self.input_shape = (channels or native[0], image_size or native[1], image_size or native[2])
         self.augment = native[0] == 3 if augment is None else augment
         self.mean = self.std = None
@@ -126,13 +129,20 @@ class ImageDataModule(LightningDataModule):
             train_index, val_index = stratified_split(train.labels, hp.val_fraction, hp.split_seed + 1)
             train, val = train.subset(train_index), train.subset(val_index)
         if self.from_disk:  # statistics from a sample: decoding every image is what this path avoids
-            images = FileImages(train, self.input_shape[0], hp.image_size).sample(2000, hp.split_seed)
+            images = FileImages(train, self.input_shape, hp.image_size).sample(2000, hp.split_seed)
         else:
             train, val, test = (self._adapt(image_set) for image_set in (train, val, test))
             images = train.images
         # Statistics of all training classes, so a source and a target task of one dataset share them.
         self.mean, self.std = channel_mean_std(images)
         train, val, test = (select_classes(image_set, self.class_ids) for image_set in (train, val, test))
+        counts = torch.bincount(train.labels, minlength=self.num_classes)
+        if (counts == 0).any():
+            missing = [name for name, count in zip(self.class_names, counts.tolist(), strict=True) if count == 0]
+            raise UserError(
+                f"classes {missing} have no training images once val and test are held out: add images, or "
+                f"lower --data.val_fraction / --data.test_fraction"
+            )
         if hp.samples_per_class is not None:
             train = take_per_class(train, hp.samples_per_class, hp.split_seed, self.class_names)
         if tuple(images.shape[1:]) != self.input_shape:
@@ -188,7 +198,7 @@ class ImageDataModule(LightningDataModule):
             raise RuntimeError("call setup() before asking for a dataloader")
         workers = self.hparams.num_workers
         if isinstance(image_set, FileImageSet):
-            dataset, collate = FileImages(image_set, self.input_shape[0], self.hparams.image_size), None
+            dataset, collate = FileImages(image_set, self.input_shape, self.hparams.image_size), None
             workers = min(8, os.cpu_count() or 1) if workers is None else workers
         else:
             dataset, collate, workers = InMemoryImages(image_set), keep_batch, workers or 0
@@ -267,12 +277,12 @@ def check_settings(hp: Any) -> None:
         raise UserError(f"crop_padding={hp.crop_padding} and num_workers={hp.num_workers} must not be negative")
 
 
-def dataset_class_names(dataset: str, root: str) -> list[str]:
+def dataset_class_names(dataset: str, root: str, cache_dir: str | None = None) -> list[str]:
     """Class names in label order, known before anything is loaded."""
     if dataset == "digits":
         return DIGITS_CLASSES
     if dataset == "imagefolder":
-        return folder_class_names(root)
+        return folder_class_names(root, cache_dir)
     if dataset in TORCHVISION_DATASETS:
         return TORCHVISION_DATASETS[dataset][1]
     known = sorted([*TORCHVISION_DATASETS, "digits", "imagefolder"])

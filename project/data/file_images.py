@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from project.data.batch_transforms import adapt_channels
 from project.data.image_folder import decode_image
+from project.errors import UserError
 
 
 @dataclass
@@ -33,18 +34,27 @@ class FileImageSet:
 
 
 class FileImages(Dataset):
-    """Decodes, converts and resizes one image per item, so DataLoader workers can do it in parallel."""
+    """Decodes, converts and resizes one image per item, so DataLoader workers can do it in parallel.
 
-    def __init__(self, image_set: FileImageSet, channels: int, image_size: int | None) -> None:
-        self.image_set, self.channels, self.image_size = image_set, channels, image_size
+    `shape` is the (C, H, W) every image must come out as (the model was built for it).
+    """
+
+    def __init__(self, image_set: FileImageSet, shape: tuple[int, int, int], image_size: int | None) -> None:
+        self.image_set, self.shape, self.image_size = image_set, tuple(shape), image_size
 
     def __len__(self) -> int:
         return len(self.image_set)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        array = torch.from_numpy(decode_image(self.image_set.paths[index], self.image_size))
+        path = self.image_set.paths[index]
+        array = torch.from_numpy(decode_image(path, self.image_size))
         image = array.permute(2, 0, 1) if array.ndim == 3 else array.unsqueeze(0)
-        return adapt_channels(image.unsqueeze(0), self.channels)[0], self.image_set.labels[index]
+        if image.shape[1:] != self.shape[1:]:
+            raise UserError(
+                f"image {str(path)!r} is {image.shape[2]}×{image.shape[1]} but the others are "
+                f"{self.shape[2]}×{self.shape[1]}: set --data.image_size to resize them all to one size"
+            )
+        return adapt_channels(image.unsqueeze(0), self.shape[0])[0], self.image_set.labels[index]
 
     def sample(self, count: int, seed: int) -> Tensor:
         """Up to `count` decoded images chosen by `seed`: enough to estimate normalization statistics."""

@@ -24,15 +24,34 @@ def split_folders(root: str) -> dict[str, Path]:
     return {"train": path}
 
 
-def folder_class_names(root: str) -> list[str]:
-    """Class names are the train folder's sub-folders, sorted (torchvision's ImageFolder order)."""
+def folder_class_names(root: str, cache_dir: str | None = None) -> list[str]:
+    """Class names are the train folder's sub-folders, sorted (torchvision's ImageFolder order).
+
+    The decode cache is not a class, even where it sits inside the image folder (`root: data` with the default
+    `cache_dir: data/cache`); a sub-folder without images is an error, as in torchvision's ImageFolder, since
+    an empty class would shift every label after it.
+    """
     train = split_folders(root)["train"]
-    names = sorted(entry.name for entry in train.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-    if not names:
+    cache = Path(cache_dir).resolve() if cache_dir is not None else None
+    folders = sorted(
+        entry for entry in train.iterdir()
+        if entry.is_dir() and not entry.name.startswith(".") and entry.resolve() != cache
+    )
+    if not folders:
         raise UserError(
             f"image folder {str(train)!r} has no class folders: put each class's images in {train}/<class_name>/"
         )
-    return names
+    empty = [folder.name for folder in folders if not any(is_image(path) for path in folder.rglob("*"))]
+    if empty:
+        raise UserError(
+            f"class folders {empty} in {str(train)!r} hold no images ({', '.join(sorted(IMAGE_EXTENSIONS))}): "
+            f"add images or move the folders out"
+        )
+    return [folder.name for folder in folders]
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def list_images(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]:
@@ -41,7 +60,7 @@ def list_images(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]:
     for label, name in enumerate(class_names):
         class_dir = folder / name
         if class_dir.is_dir():
-            paths = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            paths = sorted(p for p in class_dir.rglob("*") if is_image(p))
             files += [(path, label) for path in paths]
     if not files:
         raise UserError(f"image folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -84,15 +103,8 @@ def decode_files(files: list[tuple[Path, int]], image_size: int | None) -> Image
     return ImageSet(images.contiguous(), labels)
 
 
-def first_image_shape(root: str, image_size: int | None) -> tuple[int, int, int]:
+def first_image_shape(root: str, class_names: list[str], image_size: int | None) -> tuple[int, int, int]:
     """(C, H, W) of the folder's images, read from its first image, so the model can be built before loading."""
-    train = split_folders(root)["train"]
-    class_names = folder_class_names(root)
-    for name in class_names:  # the first class with images is enough: no need to list 50,000 files here
-        files = sorted(p for p in (train / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if files:
-            break
-    else:
-        list_images(train, class_names)  # raises the error that says no images were found
-    array = decode_image(files[0], image_size)
+    first_class = split_folders(root)["train"] / class_names[0]  # every class folder holds images
+    array = decode_image(min(p for p in first_class.rglob("*") if is_image(p)), image_size)
     return (3 if array.ndim == 3 else 1, array.shape[0], array.shape[1])

@@ -33,7 +33,8 @@ def download_torchvision_dataset(name: str, root: str) -> None:
             dataset_class(root, train=train, download=True)
         except Exception as error:  # URLError, HTTPError, OSError, checksum RuntimeError: all mean "not here"
             raise UserError(
-                f"{name} is not under {root!r} and could not be downloaded ({type(error).__name__}: {error}). "
+                f"{name} is not under {root!r} and could not be downloaded ({type(error).__name__}: "
+                f"{' '.join(str(error).split())}). "  # torchvision's message spans lines: keep ours on one
                 f"Copy the dataset files there (torchvision's layout), point --data.root at them, "
                 f"or run with --data.dataset=digits, which needs no download"
             ) from error
