@@ -178,9 +178,14 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
                 run_folder.parent.rmdir()
         raise
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    results = trainer.test(
-        cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False, weights_only=True
-    )
+    try:
+        results = trainer.test(
+            cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False, weights_only=True
+        )
+    except SIGTERMException:
+        print(f"stopped by SIGTERM in the final test: training had finished and its checkpoints are complete; "
+              f"test the best one with: python scripts/evaluate.py --ckpt {best}", file=sys.stderr)
+        sys.exit(128 + 15)
     metrics = results[0] if results else {}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:

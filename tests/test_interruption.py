@@ -9,12 +9,18 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
 import torch
 from code_payload import save_code_carrying_checkpoint
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tiny_settings import TINY_CNN
 
 from project.checkpoints import find_checkpoint, load_checkpoint
 from project.cli import run_experiment
+from project.interruption import SaveOnSigterm
 from project.modules import ImageClassifier
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +68,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_resume_continues(tmp_
     assert resumed["global_step"] >= stopped_at and 0 <= metrics["test/acc"] <= 1
 
 
-def test_sigkill_at_any_moment_leaves_a_loadable_newest_checkpoint(tmp_path):
+def test_sigkill_while_checkpointing_every_step_leaves_a_loadable_newest_checkpoint(tmp_path):
     process = start_long_pretraining(tmp_path)
     checkpoints = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints"
     wait_for_steps(checkpoints, 5)
@@ -113,13 +119,35 @@ def test_a_gpu_asked_for_where_there_is_none_is_a_clear_error(tmp_path):
     assert "error: No supported gpu backend found! Check the --trainer settings" in result.stderr
 
 
-def test_checkpoint_every_n_steps_writes_last_ckpt_mid_epoch(tmp_path):
+@pytest.mark.parametrize(("stage", "saves"), [(TrainerFn.FITTING, True), (TrainerFn.TESTING, False)])
+def test_sigterm_saves_last_ckpt_while_fitting_only(tmp_path, monkeypatch, stage, saves):
+    # In the test after fit the model holds the best epoch's weights: saved as last.ckpt they would replace
+    # the finished fit's last weights.
+    trainer = Trainer(callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="last")], logger=False)
+    trainer.state.fn = stage
+    written = []
+    monkeypatch.setattr(trainer, "save_checkpoint", written.append)
+    SaveOnSigterm().on_exception(trainer, None, SIGTERMException())
+    assert written == ([tmp_path / "last.ckpt"] if saves else [])
+
+
+def test_checkpoint_every_n_steps_writes_last_ckpt_mid_epoch(tmp_path, monkeypatch):
+    saved_steps = []
+    save = Trainer.save_checkpoint
+
+    def record(trainer, filepath, *args, **kwargs):
+        if Path(filepath).name == "last.ckpt":
+            saved_steps.append(trainer.global_step)
+        return save(trainer, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", record)
     run_experiment(ImageClassifier, "digits_pretrain.yaml", [
         *QUIET, TINY_CNN, "--trainer.max_epochs=1", "--trainer.limit_train_batches=7",
         "--trainer.limit_val_batches=0", "--checkpoint_every_n_steps=3",
     ])
+    assert saved_steps == [3, 6, 7]  # every 3 steps, then the end-of-epoch save
     last = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints" / "last.ckpt"
-    assert load_checkpoint(last)["global_step"] == 7  # the end-of-epoch save comes last
+    assert load_checkpoint(last)["global_step"] == 7
 
 
 def test_resuming_from_a_checkpoint_that_carries_code_is_refused_and_the_code_never_runs(tmp_path):
