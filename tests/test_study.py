@@ -11,6 +11,7 @@ import yaml
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
+from project.checkpoints import find_checkpoint
 from project.cli import run_experiment
 from project.modules import ImageClassifier
 from project.study.main import main
@@ -99,9 +100,33 @@ def test_configured_is_the_fine_tuning_config_as_it_is_on_the_pretrained_backbon
         for method in ("scratch", "configured")
     }
     assert configs["scratch"]["model"]["pretrained"] is None
-    assert configs["configured"]["model"]["pretrained"] == str(source)
+    assert configs["configured"]["model"]["pretrained"] == str(find_checkpoint(source, "best"))
     assert configs["configured"]["model"]["strategy"] == "full"  # digits_finetune.yaml's own, no overlay
     assert configs["configured"]["model"]["backbone_lr_ratio"] == 1.0
+
+
+def test_a_rerun_with_other_settings_is_refused_before_training(tmp_path, source, capsys):
+    main(study_args(source, tmp_path, seeds="[1]"))
+    changed = [arg if not arg.startswith("--extra_args") else f"--extra_args={[*TINY_RUN, TINY_CNN, '--model.lr=0.5']}"
+               for arg in study_args(source, tmp_path, seeds="[1, 2]")]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(changed)
+    assert exit_info.value.code == 2 and "holds a study with other ['extra_args']" in capsys.readouterr().err
+    assert len(read_rows(tmp_path / "results.csv")) == 4  # nothing trained with the other settings
+
+
+def test_scratch_trains_everything_whatever_strategy_the_fine_tuning_config_names(tmp_path, source):
+    probe_config = tmp_path / "probe_finetune.yaml"
+    config = yaml.safe_load((ROOT / "configs" / "digits_finetune.yaml").read_text())
+    config["model"]["strategy"] = "linear_probe"
+    probe_config.write_text(yaml.safe_dump(config))
+    main([f"--finetune_config={probe_config}", f"--pretrained={source}", "--methods=[scratch]", "--budgets=[2]",
+          "--seeds=[1]", f"--output_dir={tmp_path / 'study'}", f"--extra_args={[*TINY_RUN, TINY_CNN]}"])
+    run = tmp_path / "study" / "runs" / "scratch_2_seed1" / "version_0"
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["strategy"] == "full"
+    (row,) = read_rows(tmp_path / "study" / "results.csv")
+    assert int(row["trained_params"]) > 16 * 5 + 5  # more than the head of a linear probe
 
 
 def test_unknown_method_is_refused_before_training(tmp_path, source):

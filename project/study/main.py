@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from jsonargparse import CLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from project.cli import CONFIG_DIR
 from project.errors import UserError
@@ -57,4 +58,7 @@ def main(args: list[str] | None = None) -> None:
         CLI(study, args=args, as_positional=False)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except MisconfigurationException as error:  # a Trainer setting in extra_args, e.g. a GPU where none is
+        print(f"error: {error} Check the --trainer settings in --extra_args.", file=sys.stderr)
         sys.exit(2)

@@ -1,10 +1,12 @@
 """Run every (method, label budget, seed) of a study once, storing each result as it finishes."""
 
 import csv
+import json
 import shutil
 import time
 from pathlib import Path
 
+from project.checkpoints import find_checkpoint
 from project.cli import CONFIG_DIR, fit_and_test
 from project.errors import UserError
 from project.modules import TransferClassifier
@@ -19,7 +21,9 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 def method_args(method: str) -> list[str]:
     """`scratch`: the fine-tuning config's model without pretrained weights; `configured`: the fine-tuning config
     as it is (its own strategy); the others: the pretrained backbone under a strategy overlay."""
-    if method in ("scratch", "configured"):
+    if method == "scratch":  # every weight trains at one lr, whatever strategy the fine-tuning config names
+        return ["--model.strategy=full", "--model.backbone_lr_ratio=1", "--model.layer_decay=1"]
+    if method == "configured":
         return []
     overlay = CONFIG_DIR / "strategy" / f"{method}.yaml"
     if not overlay.is_file():
@@ -57,23 +61,47 @@ def trained_parameter_count(model: TransferClassifier, last_epoch: int) -> int:
     return count
 
 
+def check_same_study(output_dir: Path, settings: dict) -> None:
+    """One output folder holds one study: a rerun with other settings would mix two studies in one table.
+
+    A setting still unknown (null: no pretrained checkpoint while only `scratch` ran) is filled in later.
+    """
+    path = output_dir / "study.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    changed = sorted(
+        key for key, value in settings.items()
+        if saved.get(key) is not None and value is not None and saved[key] != value
+    )
+    if changed:
+        raise UserError(
+            f"{str(output_dir)!r} holds a study with other {changed} ({path}): give another --output_dir, or the "
+            f"same settings to add methods, budgets or seeds to it"
+        )
+    path.write_text(json.dumps({**settings, **{k: v for k, v in saved.items() if v is not None}}, indent=2) + "\n")
+
+
 def run_study(
     finetune_config: Path, pretrained: str, methods: list[str], budgets: list[int | None], seeds: list[int],
     output_dir: Path, extra_args: list[str], keep_checkpoints: bool,
 ) -> int:
     """Train what is not in results.csv yet; returns how many trainings ran."""
+    for method in methods:
+        method_args(method)  # reject an unknown method before hours of training
+    # The resolved file, not the folder given: a new pretraining run in the same folder is another study.
+    source = str(find_checkpoint(pretrained, "best")) if set(methods) - {"scratch"} else None
+    check_same_study(output_dir, {
+        "finetune_config": str(finetune_config), "pretrained": source, "extra_args": list(extra_args),
+    })
     results_csv = output_dir / "results.csv"
     done = finished_runs(results_csv)
     plan = [(m, b, s) for m in methods for b in budgets for s in seeds]
     todo = [(m, b, s) for m, b, s in plan if (m, budget_key(b), str(s)) not in done]
-    for method in methods:
-        method_args(method)  # reject an unknown method before hours of training
     print(f"study: {len(plan)} runs, {len(plan) - len(todo)} already in {results_csv}, {len(todo)} to train")
     for number, (method, budget, seed) in enumerate(todo, 1):
         experiment = f"{method}_{budget_key(budget)}_seed{seed}"
         args = [
             "--config", str(finetune_config), *method_args(method),
-            f"--model.pretrained={'null' if method == 'scratch' else pretrained}",
+            f"--model.pretrained={'null' if method == 'scratch' else source}",
             f"--data.samples_per_class={'null' if budget is None else budget}", f"--seed_everything={seed}",
             f"--data.split_seed={seed}", f"--output_dir={output_dir / 'runs'}", f"--experiment={experiment}",
             *QUIET, *extra_args,
