@@ -16,7 +16,12 @@ def output_folder(output: str | Path | None, default: Path) -> Path:
     folder = Path(output) if output is not None else default
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--output {str(folder)!r} is a file: give a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # e.g. a file where a parent folder should be, or no permission
+        raise UserError(
+            f"cannot create the --output folder {str(folder)!r} ({error.strerror}): give another"
+        ) from error
     return folder
 
 

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from project.errors import UserError
+from project.inference.output_paths import output_folder, unused_stem
 from project.reports.run_events import Run, read_run
 
 COLUMNS = ("run", "best val acc", "test acc", "epochs", "wall time", "parameters trained")
@@ -20,20 +21,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="a run folder: lightning_logs/<experiment>/version_N"
     )
-    parser.add_argument("--output", type=Path, default=Path("."), help="folder for report.png and report.md")
+    parser.add_argument(
+        "--output", type=Path, default=Path("."),
+        help="folder for report.png and report.md (report_2.* and so on when those exist: nothing is overwritten)",
+    )
     args = parser.parse_args(argv)
     try:
-        if args.output.exists() and not args.output.is_dir():
-            raise UserError(f"--output {str(args.output)!r} is a file: pass a folder for report.png and report.md")
         runs = [read_run(run_dir) for run_dir in args.run_dirs]
+        folder = output_folder(args.output, args.output)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    args.output.mkdir(parents=True, exist_ok=True)
-    curves_figure(runs).savefig(args.output / "report.png")
+    stem = unused_stem(folder, "report", (".png", ".md"))
+    curves_figure(runs).savefig(folder / f"{stem}.png")
     table = markdown_table(runs)
-    (args.output / "report.md").write_text(table)
+    (folder / f"{stem}.md").write_text(table)
     print(table, end="")
+    print(f"written: {folder / stem}.png, {folder / stem}.md")
 
 
 def curves_figure(runs: list[Run]) -> Figure:
