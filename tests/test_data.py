@@ -495,6 +495,19 @@ def test_images_of_different_sizes_need_image_size(image_folder):
     assert sum(bool((image == 0).all()) for image in everything.images) == 1  # the black 24×20 image, resized
 
 
+def test_non_square_images_keep_their_shape_and_a_split_of_another_size_is_named(tmp_path, make_image_folder):
+    root = tmp_path / "wide"
+    make_image_folder(root / "train", per_class=6, classes=("cat", "dog"))
+    for name in ("cat", "dog"):  # make every training image 16 high, 24 wide
+        for path in (root / "train" / name).glob("*.png"):
+            Image.fromarray(np.full((16, 24, 3), 7, dtype=np.uint8)).save(path)
+    datamodule = folder_module(root, cache_dir=None)
+    assert datamodule.input_shape == (3, 16, 24) and datamodule.train_set.images.shape[1:] == (3, 16, 24)
+    make_image_folder(root / "val", per_class=2, classes=("cat", "dog"))  # 16×16: another size
+    with pytest.raises(UserError, match=r"the val images are \(3, 16, 16\).*\(3, 16, 24\).*--data.image_size"):
+        folder_module(root, cache_dir=None)
+
+
 # --- batches ---
 
 

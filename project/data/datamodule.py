@@ -145,11 +145,14 @@ class ImageDataModule(LightningDataModule):
             )
         if hp.samples_per_class is not None:
             train = take_per_class(train, hp.samples_per_class, hp.split_seed, self.class_names)
-        if tuple(images.shape[1:]) != self.input_shape:
-            raise UserError(
-                f"the images are {tuple(images.shape[1:])} (C, H, W) but {self.input_shape} was expected: "
-                f"set --data.channels and --data.image_size"
-            )
+        for split, image_set in (("train", train), ("val", val), ("test", test)):
+            if self.from_disk or not len(image_set):  # from disk, each image's size is checked as it is read
+                continue
+            if tuple(image_set.images.shape[1:]) != self.input_shape:
+                raise UserError(
+                    f"the {split} images are {tuple(image_set.images.shape[1:])} (C, H, W) but {self.input_shape} "
+                    f"was expected (the first training image's): set --data.image_size to resize every split"
+                )
         self.train_set, self.val_set, self.test_set = train, val, test
 
     def _load_splits(self) -> tuple[ImageSet, ImageSet | None, ImageSet | None]:
@@ -191,7 +194,9 @@ class ImageDataModule(LightningDataModule):
     def _adapt(self, image_set: ImageSet) -> ImageSet:
         """The configured channel count and size, applied once to the uint8 images in memory."""
         images = adapt_channels(image_set.images, self.input_shape[0])
-        return ImageSet(resize(images, self.input_shape[1]), image_set.labels)
+        if self.hparams.image_size is not None:  # otherwise as they are: a non-square image is never squashed
+            images = resize(images, self.hparams.image_size)
+        return ImageSet(images, image_set.labels)
 
     def _loader(self, image_set: ImageSet | FileImageSet | None, sampler: ResumableShuffle | None = None) -> DataLoader:
         if image_set is None:
