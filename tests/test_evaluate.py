@@ -135,6 +135,17 @@ def test_data_with_other_classes_than_the_model_exits_2_naming_the_fix(runs, cap
     assert "the data has 3 classes ['0', '1', '2'] but the model predicts 5" in capsys.readouterr().err
 
 
+def test_weights_that_do_not_fit_their_architecture_exit_2_naming_the_file(runs, tmp_path, capsys):
+    checkpoint = torch.load(best_checkpoint(runs["finetuned"]), weights_only=True)
+    checkpoint["state_dict"]["head.weight"] = torch.zeros(7, 3)  # not the head its hyperparameters describe
+    torch.save(checkpoint, tmp_path / "edited.ckpt")
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_main(["--ckpt", str(tmp_path / "edited.ckpt")])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "edited.ckpt' holds weights that do not fit" in error
+    assert error.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

@@ -76,11 +76,18 @@ def build_model(path: Path, hparams: dict[str, Any]) -> ImageClassifier:
         overrides["backbone_args"] = {
             key: value for key, value in hparams["backbone_args"].items() if key not in INITIAL_WEIGHT_ARGS
         }
-    if "strategy" in hparams:  # a fine-tuned TransferClassifier: its backbone weights are in the state_dict too
-        return TransferClassifier.load_from_checkpoint(
-            path, map_location="cpu", weights_only=True, pretrained=None, **overrides
-        )
-    return ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
+    try:
+        if "strategy" in hparams:  # a fine-tuned TransferClassifier: its backbone weights are in the state_dict too
+            return TransferClassifier.load_from_checkpoint(
+                path, map_location="cpu", weights_only=True, pretrained=None, **overrides
+            )
+        return ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
+    except RuntimeError as error:  # load_state_dict: weights that do not fit the architecture the file names
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(
+            f"{str(path)!r} holds weights that do not fit the model its hyperparameters describe ({first_line}): "
+            f"it was edited, or written by another version of this project; retrain or use another checkpoint"
+        ) from error
 
 
 def inference_device(name: str | None) -> torch.device:
