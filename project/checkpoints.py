@@ -20,7 +20,8 @@ def version_number(path: Path) -> int:
 
 
 def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Path:
-    """A checkpoint file from a path that is the file, a run folder (`version_N`) or an experiment folder.
+    """A checkpoint file from a path that is the file, a run folder (`version_N`, or its `checkpoints/`) or an
+    experiment folder.
 
     In an experiment folder the newest run (highest N) that holds the wanted checkpoint wins.
     """
@@ -33,6 +34,8 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
         )
     if (path / "checkpoints").is_dir():
         runs = [path]
+    elif path.name == "checkpoints":  # a run's checkpoints/ folder itself
+        runs = [path.parent]
     else:
         runs = sorted(path.glob("version_*"), key=version_number, reverse=True)
     for run in runs:

@@ -119,6 +119,7 @@ def test_reinit_blocks_leaves_the_scratch_baseline_alone_and_is_range_checked(pr
 def test_run_and_experiment_folders_resolve_to_the_newest_best_checkpoint(pretrained):
     run_folder = pretrained.parent.parent
     assert find_checkpoint(run_folder, "best") == pretrained
+    assert find_checkpoint(run_folder / "checkpoints", "best") == pretrained
     assert find_checkpoint(run_folder.parent, "best") == pretrained
     assert find_checkpoint(run_folder.parent, "last").name == "last.ckpt"
 
