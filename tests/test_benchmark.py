@@ -22,3 +22,13 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
             assert "losses equal to 5 decimals over 3 steps: yes" in row
     assert "mlp_mnist on cpu: generated MNIST-shaped data" in result.stdout
     assert "cnn_cifar on cpu: generated CIFAR-shaped PNGs" in result.stdout
+
+
+def test_a_training_set_smaller_than_two_batches_exits_2_with_the_fix():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--generated_size=40", "--batch_size=128",
+         "--cases", "mlp_mnist"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "full batches of 128" in result.stderr and "lower --batch_size" in result.stderr

@@ -1,6 +1,7 @@
 """`scripts/benchmark.py`: one table, every path measured side by side in the same run, same model, data and seed."""
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from torchvision import transforms
 from project.benchmarking.data_sources import cifar_folder, mnist_root
 from project.benchmarking.paths import compute_only, lightning_fit, plain_loop, timed_rate
 from project.data import ImageDataModule
+from project.errors import UserError
 from project.modules import ImageClassifier
 
 SEED = 0
@@ -56,6 +58,11 @@ def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str,
     template = new_model(case, data)
     # One epoch at most, so every path sees the same batches (the 8,000-image MNIST sample has 62 of 128).
     n = min(args.batches, len(data.train_set) // args.batch_size)
+    if n < 2:
+        raise UserError(
+            f"{case}: {len(data.train_set)} training images make {n} full batches of {args.batch_size}; "
+            f"at least 2 are needed: lower --batch_size or raise --generated_size"
+        )
     warm = min(args.warmup, n - 1)
     first_limit = compute_only(template, data, n, warm, device)
 
@@ -116,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}")
     with tempfile.TemporaryDirectory() as scratch:
-        for device in devices:
-            for case in args.cases:
-                print_table(measure(case, device, Path(scratch), args))
+        try:
+            for device in devices:
+                for case in args.cases:
+                    print_table(measure(case, device, Path(scratch), args))
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
