@@ -100,7 +100,7 @@ def test_configured_is_the_fine_tuning_config_as_it_is_on_the_pretrained_backbon
         for method in ("scratch", "configured")
     }
     assert configs["scratch"]["model"]["pretrained"] is None
-    assert configs["configured"]["model"]["pretrained"] == str(find_checkpoint(source, "best"))
+    assert configs["configured"]["model"]["pretrained"] == str(find_checkpoint(source, "best").resolve())
     assert configs["configured"]["model"]["strategy"] == "full"  # digits_finetune.yaml's own, no overlay
     assert configs["configured"]["model"]["backbone_lr_ratio"] == 1.0
 

@@ -88,9 +88,9 @@ def run_study(
     for method in methods:
         method_args(method)  # reject an unknown method before hours of training
     # The resolved file, not the folder given: a new pretraining run in the same folder is another study.
-    source = str(find_checkpoint(pretrained, "best")) if set(methods) - {"scratch"} else None
-    check_same_study(output_dir, {
-        "finetune_config": str(finetune_config), "pretrained": source, "extra_args": list(extra_args),
+    source = str(find_checkpoint(pretrained, "best").resolve()) if set(methods) - {"scratch"} else None
+    check_same_study(output_dir, {  # absolute paths: the same study, started again from another folder
+        "finetune_config": str(finetune_config.resolve()), "pretrained": source, "extra_args": list(extra_args),
     })
     results_csv = output_dir / "results.csv"
     done = finished_runs(results_csv)
