@@ -19,9 +19,16 @@ def version_number(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
+def selects_last_epoch(run: Path) -> bool:
+    """Whether the run was configured with `--model_selection=last_epoch` (its config.yaml says so)."""
+    config = run / "config.yaml"
+    return config.is_file() and re.search(r"^model_selection: last_epoch$", config.read_text(), re.M) is not None
+
+
 def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Path:
     """A checkpoint file from a path that is the file, a run folder (`version_N`, or its `checkpoints/`) or an
-    experiment folder.
+    experiment folder. `best` is the checkpoint the run selected: best-*.ckpt, or last.ckpt for a run that
+    selected its last epoch (`--model_selection=last_epoch`).
 
     In an experiment folder the newest run (highest N) that holds the wanted checkpoint wins.
     """
@@ -39,7 +46,8 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
     else:
         runs = sorted(path.glob("version_*"), key=version_number, reverse=True)
     for run in runs:
-        found = sorted((run / "checkpoints").glob(CHECKPOINT_PATTERNS[which]), key=lambda p: p.stat().st_mtime)
+        pattern = CHECKPOINT_PATTERNS["last" if which == "best" and selects_last_epoch(run) else which]
+        found = sorted((run / "checkpoints").glob(pattern), key=lambda p: p.stat().st_mtime)
         complete = [path for path in found if zipfile.is_zipfile(path)]  # skip a damaged file for an older one
         if complete:
             return complete[-1]

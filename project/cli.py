@@ -6,6 +6,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -18,7 +19,7 @@ from project.checkpoints import find_checkpoint, load_checkpoint, version_number
 from project.data import ImageDataModule
 from project.epoch_seeding import ReseedEveryEpoch
 from project.errors import UserError
-from project.interruption import SaveOnSigterm
+from project.interruption import SaveOnSigterm, last_checkpoint_path
 from project.test_figures import LogTestFigures
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -42,6 +43,13 @@ class ExperimentCLI(LightningCLI):
             type=int | None,
             default=None,
             help="Also write last.ckpt every N training steps, so a killed run loses at most N steps.",
+        )
+        parser.add_argument(
+            "--model_selection",
+            type=Literal["best_val", "last_epoch"],
+            default="best_val",
+            help="The checkpoint a run is tested with and hands on to fine-tuning: the best by val/acc (ties: the "
+            "lower val/loss), or the last epoch's (needs no validation split).",
         )
         parser.add_argument(
             "--ckpt_path",
@@ -96,14 +104,18 @@ class ExperimentCLI(LightningCLI):
         every_n_steps = self.config["checkpoint_every_n_steps"]
         if every_n_steps is not None and every_n_steps < 1:
             raise UserError(f"checkpoint_every_n_steps={every_n_steps} must be a positive number of steps")
-        self.trainer_defaults["callbacks"] = default_callbacks(bool(logger), every_n_steps)
+        self.trainer_defaults["callbacks"] = default_callbacks(
+            bool(logger), every_n_steps, self.config["model_selection"]
+        )
         return super().instantiate_trainer(**kwargs)
 
 
-def default_callbacks(with_lr_monitor: bool, checkpoint_every_n_steps: int | None = None) -> list:
-    """Checkpoints (the best by val/acc, ties by val/loss; the last, to resume), lr curves, test figures."""
+def default_callbacks(
+    with_lr_monitor: bool, checkpoint_every_n_steps: int | None = None, model_selection: str = "best_val"
+) -> list:
+    """Checkpoints (the best by val/acc, ties by val/loss, unless the last epoch is selected; the last, to
+    resume), lr curves, test figures."""
     callbacks = [
-        BestCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}"),  # ties: lower val/loss wins
         # A checkpointer of its own for last.ckpt: Lightning 2.6's save_last only writes when the best one changed,
         # so a run whose val/acc stopped improving would resume from an old epoch.
         ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
@@ -111,6 +123,8 @@ def default_callbacks(with_lr_monitor: bool, checkpoint_every_n_steps: int | Non
         ReseedEveryEpoch(),
         LogTestFigures(),  # does nothing without a TensorBoard logger
     ]
+    if model_selection == "best_val":  # ties: the lower val/loss wins
+        callbacks.insert(0, BestCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}"))
     if checkpoint_every_n_steps:  # mid-epoch copies of last.ckpt (Lightning's checkpointers take one trigger each)
         callbacks.append(
             ModelCheckpoint(
@@ -149,10 +163,13 @@ class RunResult:
     trainer: Trainer
     model: LightningModule
     datamodule: ImageDataModule
+    model_selection: str  # best_val or last_epoch
+    selected_checkpoint: str  # the file tested and handed on: the best by val/acc, or last.ckpt
+    selected_val_acc: float | None  # its val/acc; None without a validation split
 
 
 def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResult:
-    """Parse `args` like the command line, fit, then test the best checkpoint (UserError on bad input)."""
+    """Parse `args` like the command line, fit, then test the selected checkpoint (UserError on bad input)."""
     cli = ExperimentCLI(
         model_class,
         ImageDataModule,
@@ -164,42 +181,77 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         auto_configure_optimizers=False,
     )
     ckpt_path = str(cli.resume_from) if cli.resume_from else None
-    trainer = cli.trainer
+    trainer, data = cli.trainer, cli.datamodule
+    # The data is loaded and checked before fit, so a bad setting stops the run before it writes anything.
+    if trainer.local_rank == 0:  # downloads once per machine, as Lightning does
+        data.prepare_data()
+    data.setup("fit")
+    check_run_settings(trainer, data, cli.config["model_selection"], resuming=ckpt_path is not None)
     run_folder = Path(trainer.log_dir)
     new_run = not run_folder.exists()
     try:
-        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(cli.model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     except UserError:
-        # Bad data settings surface in setup, after the logger opened this run's folder: drop it if it holds
-        # nothing of value, so a failed start leaves no empty version_N behind.
+        # A run that fails before its first step (e.g. a NaN loss) leaves no empty version_N behind.
         if new_run and trainer.global_step == 0 and trainer.is_global_zero and not any(run_folder.rglob("*.ckpt")):
             shutil.rmtree(run_folder, ignore_errors=True)
             if run_folder.parent.is_dir() and not any(run_folder.parent.iterdir()):
                 run_folder.parent.rmdir()
         raise
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    try:
-        results = trainer.test(
-            cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False, weights_only=True
-        )
-    except SIGTERMException:
-        print(f"stopped by SIGTERM in the final test: training had finished and its checkpoints are complete; "
-              f"test the best one with: python scripts/evaluate.py --ckpt {best}", file=sys.stderr)
-        sys.exit(128 + 15)
-    metrics = results[0] if results else {}
+    selected, selected_val_acc = selected_checkpoint(trainer)
+    metrics = {}
+    if len(data.test_set):
+        try:
+            results = trainer.test(cli.model, datamodule=data, ckpt_path=selected, verbose=False, weights_only=True)
+        except SIGTERMException:
+            print(f"stopped by SIGTERM in the final test: training had finished and its checkpoints are complete; "
+                  f"test the selected one with: python scripts/evaluate.py --ckpt {selected}", file=sys.stderr)
+            sys.exit(128 + 15)
+        metrics = results[0] if results else {}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:
-        print_summary(log_dir, trainer.logger is not None, best, metrics)
-    return RunResult(metrics, log_dir, trainer, cli.model, cli.datamodule)
+        print_summary(log_dir, trainer.logger is not None, selected, metrics)
+    return RunResult(
+        metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc
+    )
 
 
-def print_summary(log_dir: str, logged: bool, best: str, metrics: dict) -> None:
+def check_run_settings(trainer: Trainer, data: ImageDataModule, model_selection: str, resuming: bool) -> None:
+    """Refuse a run that would train nothing, or select its checkpoint on a validation split that is empty."""
+    if not resuming and (trainer.max_epochs == 0 or trainer.max_steps == 0 or trainer.limit_train_batches == 0):
+        raise UserError(
+            f"max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps}, limit_train_batches="
+            f"{trainer.limit_train_batches}: this run would train nothing; set --trainer.max_epochs to 1 or more"
+        )
+    if model_selection == "best_val" and (len(data.val_set) == 0 or trainer.limit_val_batches == 0):
+        raise UserError(
+            f"the validation split is empty (val_fraction={data.hparams.val_fraction}, limit_val_batches="
+            f"{trainer.limit_val_batches}), so no best checkpoint can be chosen: raise --data.val_fraction, or add "
+            f"--model_selection=last_epoch to test and hand on the last epoch's weights"
+        )
+
+
+def selected_checkpoint(trainer: Trainer) -> tuple[str, float | None]:
+    """(path, val/acc) of the checkpoint the run selected: BestCheckpoint's best, or else last.ckpt."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, BestCheckpoint) and callback.best_model_path:
+            score = callback.best_model_score
+            return callback.best_model_path, None if score is None else float(score)
+    last = last_checkpoint_path(trainer)
+    val_acc = trainer.callback_metrics.get("val/acc")
+    return str(last), None if val_acc is None else float(val_acc)
+
+
+def print_summary(log_dir: str, logged: bool, selected: str, metrics: dict) -> None:
     lines = ["", "=" * 60]
     lines.append(f"run folder:   {log_dir}")
-    if best:
-        lines.append(f"best ckpt:    {best}")
-        lines.append(f"last ckpt:    {Path(best).parent / 'last.ckpt'}")
-    lines.append("test metrics: " + ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items())))
+    if Path(selected).name != "last.ckpt":
+        lines.append(f"best ckpt:    {selected}")
+    lines.append(f"last ckpt:    {Path(selected).parent / 'last.ckpt'}")
+    if metrics:
+        lines.append("test metrics: " + ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items())))
+    else:
+        lines.append("test metrics: none: the test split is empty (raise --data.test_fraction to test the model)")
     if logged:
         lines.append(f"curves:       tensorboard --logdir {Path(log_dir).parent.parent}")
     print("\n".join([*lines, "=" * 60]))

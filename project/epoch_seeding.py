@@ -7,25 +7,14 @@ before each epoch's first training step (dropout), and augmentation draws from i
 (see ImageDataModule). Shuffling has its own seeded sampler (ResumableShuffle).
 """
 
-import os
-import random
-
-import numpy as np
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-
-def epoch_seed(epoch: int, rank: int = 0) -> int:
-    """The seed of one epoch on one rank: from the run's seed_everything, different per rank and per epoch."""
-    base = int(os.environ.get("PL_GLOBAL_SEED", 0))
-    return (base + 1009 * epoch + rank) % 2**32
+from project.seeding import Stream, derived_seed, reseed_everything, run_seed
 
 
-def reseed_everything(seed: int) -> None:
-    """Python, NumPy and torch (CPU and every CUDA device), without touching PL_GLOBAL_SEED."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def epoch_seed(epoch: int, rank: int = 0, stream: Stream = Stream.EPOCH) -> int:
+    """The seed of one epoch on one rank for `stream`: from the run's seed, different per rank and per epoch."""
+    return derived_seed(run_seed(), stream, epoch, rank)
 
 
 class ReseedEveryEpoch(Callback):

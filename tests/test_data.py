@@ -17,8 +17,10 @@ from project.data import ImageDataModule
 from project.data.batch_transforms import normalize, random_crop, random_horizontal_flip
 from project.data.digits import load_digits_images
 from project.data.image_set import ImageSet
+from project.data.resumable_shuffle import ResumableShuffle
 from project.data.splits import stratified_split
 from project.errors import UserError
+from project.seeding import Stream, derived_seed
 
 IMAGE_FOLDER_CLASSES = ("cat", "dog", "ship")  # the `image_folder` fixture's classes
 
@@ -238,7 +240,7 @@ def test_label_budget_takes_exactly_n_per_class_seeded(image_folder):
     again = folder_module(image_folder, samples_per_class=3)
     assert torch.bincount(budget.train_set.labels).tolist() == [3, 3, 3]
     assert set(image_bytes(budget.train_set.images)) <= set(image_bytes(full.train_set.images))
-    assert torch.equal(budget.val_set.images, full.val_set.images)  # the budget touches training data only
+    assert torch.equal(budget.val_set.images, full.val_set.images)  # 1 val image per class: fewer than the budget
     assert torch.equal(budget.test_set.images, full.test_set.images)
     assert torch.equal(budget.train_set.images, again.train_set.images)
     other_seed = folder_module(image_folder, samples_per_class=3, split_seed=5)
@@ -246,9 +248,36 @@ def test_label_budget_takes_exactly_n_per_class_seeded(image_folder):
     assert set(image_bytes(other_seed.train_set.images)) != set(image_bytes(budget.train_set.images))
 
 
+def test_a_label_budget_budgets_validation_too_from_the_held_out_split(no_network):
+    full = loaded(dataset="digits")
+    budget = loaded(dataset="digits", samples_per_class=5)
+    assert torch.bincount(budget.val_set.labels).tolist() == [5] * 10  # as many as the training budget
+    assert set(image_bytes(budget.val_set.images)) <= set(image_bytes(full.val_set.images))
+    assert not set(image_bytes(budget.val_set.images)) & set(image_bytes(budget.train_set.images))
+    assert torch.equal(budget.test_set.images, full.test_set.images)  # the test split stays whole: it never selects
+    more = loaded(dataset="digits", samples_per_class=5, val_samples_per_class=8)
+    assert torch.bincount(more.val_set.labels).tolist() == [8] * 10
+    assert torch.equal(loaded(dataset="digits", samples_per_class=5, val_samples_per_class="all").val_set.images,
+                       full.val_set.images)
+    larger = loaded(dataset="digits", samples_per_class=100)  # more than the split holds: all it has
+    assert torch.equal(larger.val_set.images, full.val_set.images)
+    with pytest.raises(UserError, match="val_samples_per_class=100 but class '0' has only 14 validation samples"):
+        loaded(dataset="digits", samples_per_class=5, val_samples_per_class=100)  # asked for: exactly, or an error
+
+
 def test_label_budget_larger_than_a_class_raises_user_error_naming_it(image_folder):
     with pytest.raises(UserError, match="'cat'.* 9 "):  # 12 - 2 test - 1 val
         folder_module(image_folder, samples_per_class=10)
+
+
+def test_the_seeded_streams_share_no_draws_across_seeds():
+    """seed + offset made seed s in pass p shuffle like seed s+1 in pass p-1: studies' seeds were not independent."""
+    orders = {tuple(ResumableShuffle(64, seed, passes)) for seed in range(4) for passes in range(4)}
+    assert len(orders) == 16
+    seeds = {derived_seed(seed, stream, epoch) for seed in range(4) for stream in Stream for epoch in range(4)}
+    assert len(seeds) == 4 * len(Stream) * 4
+    # Each is a function of (seed, pass) alone, so a resumed run shuffles as the uninterrupted one did.
+    assert list(ResumableShuffle(64, 3, passes=2)) == list(ResumableShuffle(64, 3, passes=2))
 
 
 def test_zero_val_fraction_gives_an_empty_validation_set(image_folder):

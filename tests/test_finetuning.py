@@ -17,6 +17,11 @@ from project.modules.finetuning_plan import FinetuningPlan
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_BACKBONE = {"channels": [4, 8], "feature_size": 16, "batch_norm": True}  # blocks: conv, conv, fc
+PLAN_DEFAULTS = {"backbone_lr_ratio": 1.0, "layer_decay": 1.0, "unfreeze_at": (5,), "lp_fraction": 0.5, "ft_lr_ratio": 0.1}
+
+
+def make_plan(strategy: str, **options) -> FinetuningPlan:
+    return FinetuningPlan(strategy=strategy, num_blocks=3, **{**PLAN_DEFAULTS, **options})
 
 
 @pytest.mark.parametrize(
@@ -27,31 +32,32 @@ TINY_BACKBONE = {"channels": [4, 8], "feature_size": 16, "batch_norm": True}  # 
         ("gradual", {"unfreeze_at": (2,)}, [0, 0, 3, 3]),
         ("gradual", {"unfreeze_at": (1, 2)}, [0, 1, 3, 3]),  # the last milestone unfreezes the rest
         ("gradual", {"unfreeze_at": (1, 2, 3)}, [0, 1, 2, 3]),
-        ("lp_ft", {"lp_epochs": 2}, [0, 0, 3, 3]),
+        ("lp_ft", {"lp_fraction": 0.5, "total_epochs": 4}, [0, 0, 3, 3]),
+        ("lp_ft", {"lp_fraction": 0.25, "total_epochs": 4}, [0, 3, 3, 3]),  # the probe phase scales with the run
     ],
 )
 def test_plan_says_how_many_top_blocks_train_in_each_epoch(strategy, options, trainable_by_epoch):
-    plan = FinetuningPlan(strategy, num_blocks=3, **options)
+    plan = make_plan(strategy, **options)
     assert [plan.trainable_blocks(epoch) for epoch in range(4)] == trainable_by_epoch
 
 
 def test_plan_lr_scales_discriminative_layer_decay_and_lp_ft_drop():
-    plan = FinetuningPlan("full", num_blocks=3, backbone_lr_ratio=0.1, layer_decay=0.5)
+    plan = make_plan("full", backbone_lr_ratio=0.1, layer_decay=0.5)
     assert [plan.block_lr_scale(block, 0) for block in range(3)] == pytest.approx([0.025, 0.05, 0.1])
-    lp_ft = FinetuningPlan("lp_ft", num_blocks=3, lp_epochs=1, ft_lr_ratio=0.2)
+    lp_ft = make_plan("lp_ft", lp_fraction=0.5, total_epochs=2, ft_lr_ratio=0.2)
     assert (lp_ft.head_lr_scale(0), lp_ft.block_lr_scale(2, 0)) == (1.0, 0.0)
     assert (lp_ft.head_lr_scale(1), lp_ft.block_lr_scale(2, 1)) == (0.2, 0.2)
 
 
 def test_new_blocks_train_from_the_start_at_the_head_lr_and_the_strategy_plans_the_rest():
-    probe = FinetuningPlan("linear_probe", num_blocks=3, new_blocks=1)
+    probe = make_plan("linear_probe", new_blocks=1)
     assert [probe.trainable_blocks(epoch) for epoch in range(3)] == [1, 1, 1]
     assert [probe.block_lr_scale(block, 0) for block in range(3)] == [0.0, 0.0, 1.0]
-    gradual = FinetuningPlan("gradual", num_blocks=3, new_blocks=1, unfreeze_at=(1, 2))
+    gradual = make_plan("gradual", new_blocks=1, unfreeze_at=(1, 2))
     assert [gradual.trainable_blocks(epoch) for epoch in range(3)] == [1, 2, 3]
-    full = FinetuningPlan("full", num_blocks=3, new_blocks=1, backbone_lr_ratio=0.1, layer_decay=0.5)
+    full = make_plan("full", new_blocks=1, backbone_lr_ratio=0.1, layer_decay=0.5)
     assert [full.block_lr_scale(block, 0) for block in range(3)] == pytest.approx([0.05, 0.1, 1.0])
-    lp_ft = FinetuningPlan("lp_ft", num_blocks=3, new_blocks=1, lp_epochs=1, ft_lr_ratio=0.2)
+    lp_ft = make_plan("lp_ft", new_blocks=1, lp_fraction=0.5, total_epochs=2, ft_lr_ratio=0.2)
     assert [lp_ft.block_lr_scale(block, 0) for block in range(3)] == [0.0, 0.0, 1.0]
     assert [lp_ft.block_lr_scale(block, 1) for block in range(3)] == pytest.approx([0.2, 0.2, 0.2])
 
@@ -102,7 +108,7 @@ def tiny_model(**options) -> TransferClassifier:
         ("linear_probe", {}, [[], [], []]),
         ("full", {}, [[0, 1, 2], [0, 1, 2], [0, 1, 2]]),
         ("gradual", {"unfreeze_at": [1, 2, 3]}, [[], [2], [1, 2]]),
-        ("lp_ft", {"lp_epochs": 2}, [[], [], [0, 1, 2]]),
+        ("lp_ft", {"lp_fraction": 0.67}, [[], [], [0, 1, 2]]),
     ],
 )
 def test_each_strategy_trains_exactly_the_planned_blocks_in_each_epoch(tmp_path, strategy, options, changed_by_epoch):
@@ -128,10 +134,20 @@ def test_each_groups_lr_per_epoch_follows_the_plan(tmp_path):
 
 def test_lp_ft_lowers_every_lr_when_fine_tuning_starts(tmp_path):
     recorder = EpochRecorder()
-    fit(tiny_model(strategy="lp_ft", lp_epochs=1, ft_lr_ratio=0.1), epochs=2, callbacks=[recorder],
+    fit(tiny_model(strategy="lp_ft", lp_fraction=0.5, ft_lr_ratio=0.1), epochs=2, callbacks=[recorder],
         default_root_dir=tmp_path)
     assert recorder.lrs[0]["head"] == pytest.approx(0.1) and recorder.lrs[0]["backbone.block2"] == 0
     assert recorder.lrs[1]["head"] == pytest.approx(0.01) and recorder.lrs[1]["backbone.block0"] == pytest.approx(0.01)
+
+
+def test_lp_ft_gives_each_phase_a_cosine_schedule_of_its_own(tmp_path):
+    """The fine-tuning phase starts from the (lowered) peak, not from the tail of the probe's decay."""
+    recorder = EpochRecorder()
+    fit(tiny_model(strategy="lp_ft", lp_fraction=0.5, ft_lr_ratio=0.1, scheduler="cosine"), epochs=4,
+        callbacks=[recorder], default_root_dir=tmp_path)
+    # Each epoch's first step: the probe phase at progress 0 and 0.5 of its cosine, then fine-tuning the same.
+    assert [lrs["head"] for lrs in recorder.lrs] == pytest.approx([0.1, 0.05, 0.01, 0.005])
+    assert [lrs["backbone.block0"] for lrs in recorder.lrs] == pytest.approx([0.0, 0.0, 0.01, 0.005])
 
 
 class StopAfterEpoch(Callback):

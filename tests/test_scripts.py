@@ -8,7 +8,9 @@ import pytest
 import torch
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.cli import CONFIG_DIR, run_experiment
+from project.checkpoints import find_checkpoint
+from project.cli import CONFIG_DIR, fit_and_test, run_experiment
+from project.errors import UserError
 from project.modules import ImageClassifier, TransferClassifier
 from project.study.main import main as study_main
 
@@ -77,6 +79,39 @@ def test_resume_from_last_continues_the_epoch_count_and_steps(tmp_path, monkeypa
     assert steps == sorted(set(steps)) and max(steps) >= 3  # one curve, continued after step 3
 
 
+def test_the_last_epoch_can_be_selected_and_needs_no_validation_split(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    metrics = pretrain("--model_selection=last_epoch", "--data.val_fraction=0")
+    run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert find_checkpoint(run.parent, "best") == run / "checkpoints" / "last.ckpt"  # what fine-tuning takes
+    assert "model_selection: last_epoch" in (run / "config.yaml").read_text()
+    assert set(metrics) == {"test/acc", "test/loss"}
+    assert "best ckpt" not in capsys.readouterr().out
+
+
+def test_no_validation_split_with_best_val_selection_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="the validation split is empty .* --model_selection=last_epoch"):
+        fit_and_test(ImageClassifier, ["--config", str(CONFIG_DIR / "digits_pretrain.yaml"), *TINY_RUN,
+                                       "--data.val_fraction=0"])
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_a_run_without_test_images_says_it_was_not_tested(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert pretrain("--data.test_fraction=0") == {}
+    assert "test metrics: none: the test split is empty" in capsys.readouterr().out
+
+
+def test_a_run_that_would_train_nothing_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="max_epochs=0.*would train nothing"):
+        fit_and_test(ImageClassifier, ["--config", str(CONFIG_DIR / "digits_pretrain.yaml"), *TINY_RUN,
+                                       "--trainer.max_epochs=0"])
+    assert not (tmp_path / "lightning_logs").exists()
+
+
 def train_loss_steps(events: Path) -> list[int]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -97,7 +132,7 @@ def test_imagefolder_data_runs_end_to_end(tmp_path, monkeypatch, image_folder):
     assert 0 <= metrics["test/acc"] <= 1
 
 
-FINETUNE_CONFIGS = {"digits_finetune.yaml", "cifar10_split_finetune.yaml", "resnet18_imagefolder.yaml"}
+FINETUNE_CONFIGS = {"digits_finetune.yaml", "cifar10_distant_finetune.yaml", "resnet18_imagefolder.yaml"}
 STUDY_CONFIGS = {"study_digits.yaml"}
 
 
@@ -114,7 +149,7 @@ def test_every_config_file_parses(config, capsys):
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in (CONFIG_DIR / "strategy").glob("*.yaml")))
-@pytest.mark.parametrize("base", ["digits_finetune.yaml", "cifar10_split_finetune.yaml"])
+@pytest.mark.parametrize("base", ["digits_finetune.yaml", "cifar10_distant_finetune.yaml"])
 def test_every_strategy_overlay_parses_after_each_finetune_config(base, overlay, capsys):
     args = ["--config", str(CONFIG_DIR / base), "--config", str(CONFIG_DIR / "strategy" / overlay), "--print_config"]
     with pytest.raises(SystemExit) as exit_info:

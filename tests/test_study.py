@@ -74,9 +74,27 @@ def test_the_gain_over_scratch_is_paired_by_seed_and_budget():
         ]
     ]
     table = paired_gain_table(rows).splitlines()
-    assert table[0] == "| gain over scratch, same seed (wins/ties/losses) | 2 | all |"
-    # Budget 2: gains +0.1 and 0.0, so mean +0.05, stdev 0.0707; budget all: one pair, -0.1.
-    assert table[2] == "| full | +0.050 ± 0.071 (1/1/0) | -0.100 ± 0.000 (0/0/1) |"
+    assert table[0] == "| gain over scratch, same seed: mean [95 % CI] verdict (wins/ties/losses) | 2 | all |"
+    # Budget 2: gains +0.1 and 0.0: mean +0.05, stdev 0.0707, t(0.975, 1 df) = 12.71, so +-0.635 around it;
+    # budget all: one pair, -0.1, and no interval from one seed.
+    assert table[2] == "| full | +0.050 [-0.585, +0.685] **unclear** (1/1/0) | -0.100 [–] **unclear** (0/0/1) |"
+
+
+@pytest.mark.parametrize(
+    ("gains", "expected"),
+    [
+        ([0.10, 0.11, 0.12], "+0.110 [+0.085, +0.135] **helps** (3/0/0)"),  # t(0.975, 2 df) = 4.303
+        ([-0.10, -0.11, -0.12], "-0.110 [-0.135, -0.085] **hurts** (0/0/3)"),
+        ([0.10, -0.05, 0.12], "+0.057 [-0.174, +0.287] **unclear** (2/0/1)"),
+    ],
+)
+def test_each_gain_gets_a_t_interval_over_seeds_and_a_verdict(gains, expected):
+    rows = [{"method": "scratch", "samples_per_class": "10", "seed": str(s), "test_acc": "0.5"} for s in range(3)]
+    rows += [
+        {"method": "full", "samples_per_class": "10", "seed": str(s), "test_acc": str(0.5 + gain)}
+        for s, gain in enumerate(gains)
+    ]
+    assert paired_gain_table(rows).splitlines()[2] == f"| full | {expected} |"
 
 
 def test_a_restarted_study_trains_only_what_is_missing(tmp_path, source, capsys):

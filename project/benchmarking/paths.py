@@ -15,7 +15,9 @@ from torch.utils.data import DataLoader
 from project.data import ImageDataModule
 from project.data.image_set import InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
-from project.epoch_seeding import ReseedEveryEpoch, epoch_seed, reseed_everything
+from project.data.datamodule import augmentation_generator
+from project.epoch_seeding import ReseedEveryEpoch, epoch_seed
+from project.seeding import reseed_everything
 from project.modules import ImageClassifier
 
 
@@ -89,7 +91,7 @@ def plain_loop(
     loader = iter(DataLoader(InMemoryImages(data.train_set), batch_size=data.hparams.batch_size, sampler=sampler,
                              collate_fn=keep_batch, pin_memory=device == "cuda"))
     reseed_everything(epoch_seed(0))  # what ReseedEveryEpoch does before epoch 0's first step
-    augmentation_rng = torch.Generator(device).manual_seed(epoch_seed(0)) if data.augment else None
+    augmentation_rng = augmentation_generator(0, 0, device) if data.augment else None
     losses = []
     for step, (images, labels) in enumerate(loader):
         if step == batches:

@@ -33,6 +33,7 @@ from project.data.resumable_shuffle import ResumableShuffle
 from project.data.splits import select_classes, stratified_split, take_per_class
 from project.data.torchvision_sets import TORCHVISION_DATASETS, download_torchvision_dataset, load_torchvision_split
 from project.epoch_seeding import epoch_seed
+from project.seeding import Stream, derived_seed, run_seed
 from project.errors import UserError
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"]
@@ -53,6 +54,10 @@ class ImageDataModule(LightningDataModule):
         root: where torchvision keeps (or downloads) its datasets, or the image folder.
         classes: class indices or names to keep, relabelled 0..k-1 in this order (e.g. a source or target task).
         samples_per_class: label budget: this many training samples of each class (null: all).
+        val_samples_per_class: labelled validation samples of each class, drawn from the held-out validation
+            split (so never among the training ones). null: as many as `samples_per_class` when that is set
+            (a user with N labels per class has no hundreds more to select epochs with; Oliver et al. 2018),
+            else the whole split; `all`: the whole split even with a label budget.
         val_fraction: share of each training class held out for validation (checkpoint selection).
         test_fraction: share held out for testing, only for data without a test split of its own.
         split_seed: seed of the held-out splits and the label budget; keep it fixed across runs that compare.
@@ -73,6 +78,7 @@ class ImageDataModule(LightningDataModule):
         download: bool = True,
         classes: list[int | str] | None = None,
         samples_per_class: int | None = None,
+        val_samples_per_class: int | Literal["all"] | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         split_seed: int = 0,
@@ -112,6 +118,14 @@ class ImageDataModule(LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_ids)
 
+    @property
+    def val_budget(self) -> int | None:
+        """Labelled validation images per class, or None for the whole validation split."""
+        budget = self.hparams.val_samples_per_class
+        if budget == "all":
+            return None
+        return self.hparams.samples_per_class if budget is None else budget
+
     def prepare_data(self) -> None:
         if self.hparams.dataset in TORCHVISION_DATASETS and self.hparams.download:
             download_torchvision_dataset(self.hparams.dataset, self.hparams.root)
@@ -123,10 +137,12 @@ class ImageDataModule(LightningDataModule):
         self.from_disk = self._too_large_for_memory()
         train, val, test = self._file_splits() if self.from_disk else self._load_splits()
         if test is None:
-            train_index, test_index = stratified_split(train.labels, hp.test_fraction, hp.split_seed)
+            seed = derived_seed(hp.split_seed, Stream.TEST_SPLIT)
+            train_index, test_index = stratified_split(train.labels, hp.test_fraction, seed)
             train, test = train.subset(train_index), train.subset(test_index)
         if val is None:
-            train_index, val_index = stratified_split(train.labels, hp.val_fraction, hp.split_seed + 1)
+            seed = derived_seed(hp.split_seed, Stream.VAL_SPLIT)
+            train_index, val_index = stratified_split(train.labels, hp.val_fraction, seed)
             train, val = train.subset(train_index), train.subset(val_index)
         if self.from_disk:  # statistics from a sample: decoding every image is what this path avoids
             images = FileImages(train, self.input_shape, hp.image_size).sample(2000, hp.split_seed)
@@ -144,7 +160,13 @@ class ImageDataModule(LightningDataModule):
                 f"lower --data.val_fraction / --data.test_fraction"
             )
         if hp.samples_per_class is not None:
-            train = take_per_class(train, hp.samples_per_class, hp.split_seed, self.class_names)
+            seed = derived_seed(hp.split_seed, Stream.TRAIN_BUDGET)
+            train = take_per_class(train, hp.samples_per_class, seed, self.class_names)
+        if self.val_budget is not None:
+            seed = derived_seed(hp.split_seed, Stream.VAL_BUDGET)
+            # A budget that only follows samples_per_class takes what the validation split has, up to it.
+            implicit = hp.val_samples_per_class is None
+            val = take_per_class(val, self.val_budget, seed, self.class_names, "val_samples_per_class", implicit)
         for split, image_set in (("train", train), ("val", val), ("test", test)):
             if self.from_disk or not len(image_set):  # from disk, each image's size is checked as it is read
                 continue
@@ -220,8 +242,7 @@ class ImageDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # the run's seed_everything
-        self.train_sampler = ResumableShuffle(len(self.train_set), seed, passes=self.train_passes)
+        self.train_sampler = ResumableShuffle(len(self.train_set), run_seed(), passes=self.train_passes)
         return self._loader(self.train_set, self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -238,7 +259,7 @@ class ImageDataModule(LightningDataModule):
         epoch, rank = self.trainer.current_epoch, self.trainer.global_rank
         if self._augmentation_epoch != (epoch, rank, images.device):  # a new epoch: a generator seeded for it
             self._augmentation_epoch = (epoch, rank, images.device)
-            self._augmentation_rng = torch.Generator(images.device).manual_seed(epoch_seed(epoch, rank))
+            self._augmentation_rng = augmentation_generator(epoch, rank, images.device)
         return self.batch_transform(images, labels, self._augmentation_rng)
 
     def batch_transform(
@@ -266,6 +287,11 @@ class ImageDataModule(LightningDataModule):
             self.train_sampler.passes = self.train_passes
 
 
+def augmentation_generator(epoch: int, rank: int, device: torch.device | str) -> torch.Generator:
+    """The generator of one epoch's crops and flips on one rank: a function of (run seed, epoch, rank) only."""
+    return torch.Generator(device).manual_seed(epoch_seed(epoch, rank, Stream.AUGMENT))
+
+
 def check_settings(hp: Any) -> None:
     """Reject values that cannot work, naming the setting, before anything is loaded."""
     if not 0 <= hp.val_fraction < 1 or not 0 <= hp.test_fraction < 1:
@@ -276,6 +302,10 @@ def check_settings(hp: Any) -> None:
         value = hp[name]
         if value is not None and value < 1:
             raise UserError(f"{name}={value} must be a positive whole number")
+    if isinstance(hp.val_samples_per_class, int) and hp.val_samples_per_class < 1:
+        raise UserError(
+            f"val_samples_per_class={hp.val_samples_per_class} must be a positive whole number, 'all' or null"
+        )
     if hp.memory_limit_gb <= 0:
         raise UserError(f"memory_limit_gb={hp.memory_limit_gb} must be positive")
     if hp.crop_padding < 0 or (hp.num_workers or 0) < 0:

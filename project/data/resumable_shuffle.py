@@ -3,9 +3,11 @@
 import torch
 from torch.utils.data import Sampler
 
+from project.seeding import Stream, derived_seed
+
 
 class ResumableShuffle(Sampler[int]):
-    """A new permutation for every pass over the data, drawn from its own generator seeded by seed + pass.
+    """A new permutation for every pass over the data, drawn from its own generator seeded by (seed, pass).
 
     A run resumed from a checkpoint restores `passes` (through the DataModule's state_dict) and so
     shuffles its next epoch exactly as the uninterrupted run did. The global RNG cannot give that:
@@ -19,6 +21,6 @@ class ResumableShuffle(Sampler[int]):
         return self.size
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.passes)
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, Stream.SHUFFLE, self.passes))
         self.passes += 1
         return iter(torch.randperm(self.size, generator=generator).tolist())

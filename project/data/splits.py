@@ -33,16 +33,24 @@ def select_classes(image_set: ImageSet, class_ids: list[int]) -> ImageSet:
     return kept.relabel(new_label[kept.labels])
 
 
-def take_per_class(image_set: ImageSet, count: int, seed: int, class_names: list[str]) -> ImageSet:
-    """A label budget: `count` training samples of every class, chosen by `seed`."""
+def take_per_class(
+    image_set: ImageSet, count: int, seed: int, class_names: list[str], setting: str = "samples_per_class",
+    at_most: bool = False,
+) -> ImageSet:
+    """A label budget: `count` samples of every class, chosen by `seed` (the first `count` of a seeded permutation,
+    so a smaller budget drawn with the same seed is a subset of a larger one).
+
+    A class with fewer samples is an error naming `setting`, or, with `at_most`, gives all it has.
+    """
     generator = torch.Generator().manual_seed(seed)
+    split = "validation" if setting.startswith("val") else "training"
     chosen = []
     for label, name in enumerate(class_names):
         members = (image_set.labels == label).nonzero().flatten()
-        if len(members) < count:
+        if len(members) < count and not at_most:
             raise UserError(
-                f"samples_per_class={count} but class {name!r} has only {len(members)} training samples "
-                f"(after the validation split): lower --data.samples_per_class or set it to null for all"
+                f"{setting}={count} but class {name!r} has only {len(members)} {split} samples "
+                f"(after the held-out splits): lower --data.{setting}"
             )
         chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
     return image_set.subset(torch.cat(chosen).sort().values)

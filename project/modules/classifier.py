@@ -113,6 +113,10 @@ class ImageClassifier(LightningModule):
         """Multiplier of group `group`'s lr in `epoch` (0 freezes it); subclasses plan fine-tuning with it."""
         return 1.0
 
+    def schedule_restarts(self) -> list[int]:
+        """Epochs at which the lr schedule starts again from its peak (a phase of its own); none by default."""
+        return []
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         groups = self.parameter_groups()
@@ -126,8 +130,10 @@ class ImageClassifier(LightningModule):
         batches = self.trainer.num_training_batches  # known once estimated_stepping_batches has loaded the data
         accumulate = self.trainer.accumulate_grad_batches
         steps_per_epoch = total_steps if math.isinf(batches) else max(1, math.ceil(batches / accumulate))
+        restarts = [epoch * steps_per_epoch for epoch in self.schedule_restarts()]
+        phases = [0, *(step for step in restarts if 0 < step < total_steps), total_steps]
         factors = [
-            partial(lr_factor, self, group, SCHEDULES[hp.scheduler], total_steps, steps_per_epoch)
+            partial(lr_factor, self, group, SCHEDULES[hp.scheduler], phases, steps_per_epoch)
             for group in range(len(groups))
         ]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
@@ -171,12 +177,15 @@ class ImageClassifier(LightningModule):
 
 
 def lr_factor(
-    model: ImageClassifier, group: int, schedule: Callable[[float], float], total_steps: int, steps_per_epoch: int,
+    model: ImageClassifier, group: int, schedule: Callable[[float], float], phases: list[int], steps_per_epoch: int,
     step: int,
 ) -> float:
-    """The lr factor of a group at optimizer step `step`: the schedule times the model's plan for that epoch.
+    """The lr factor of a group at optimizer step `step`: the schedule (over the phase the step is in, whose
+    first steps are `phases[:-1]`, the run's last `phases[-1]`) times the model's plan for that epoch.
 
     The epoch is derived from the step, not read from the trainer, so the first step of an epoch
     already gets that epoch's plan, and a resumed run computes the same values.
     """
-    return schedule(step / total_steps) * model.lr_scale(group, step // steps_per_epoch)
+    start = max(first for first in phases[:-1] if first <= step)
+    end = min((first for first in phases[1:] if first > start), default=phases[-1])
+    return schedule((step - start) / max(1, end - start)) * model.lr_scale(group, step // steps_per_epoch)

@@ -1,8 +1,10 @@
 """Which backbone blocks train, and at what lr, in each epoch of a fine-tuning strategy.
 
 Pure functions of the epoch, so the plan is the same after a resume and on every DDP rank: all
-parameter groups exist from the first step and a frozen group is gated by a zero lr (Lightning's
-BaseFinetuning adds groups mid-run instead, which breaks resume (#6891, #8502) and DDP (#20340)).
+parameter groups exist from the first step and a frozen group is gated by a zero lr (its weights keep
+requires_grad). Lightning's BaseFinetuning instead freezes with requires_grad=False and adds groups to the
+optimizer mid-run: Lightning 2.6 restores such groups on resume, but DDP leaves parameters that were frozen
+when it wrapped the model out of its gradient reduction, so unfreezing them later fails (#20340, open).
 """
 
 from dataclasses import dataclass
@@ -20,24 +22,43 @@ class FinetuningPlan:
         layer_decay: each block further from the head gets its lr multiplied by this once more.
         unfreeze_at: `gradual`: epochs at which blocks unfreeze from the top, one block per epoch listed;
             the last listed epoch unfreezes all that is left (one epoch: the whole backbone at once).
-        lp_epochs: `lp_ft`: epochs of linear probing before everything trains.
+        lp_fraction: `lp_ft`: the share of the run's epochs spent linear probing before everything trains, so
+            both phases scale with `max_epochs`.
         ft_lr_ratio: `lp_ft`: all lrs are multiplied by this once the full fine-tuning phase starts.
         new_blocks: the top blocks that start from fresh weights: they belong to the new head, so they train
             from the first epoch at the head's lr under every strategy; the strategy plans the blocks below.
+        total_epochs: the run's max_epochs, known once the run starts (LP-FT's phases depend on it).
     """
 
     strategy: Strategy
     num_blocks: int
-    backbone_lr_ratio: float = 1.0
-    layer_decay: float = 1.0
-    unfreeze_at: tuple[int, ...] = (5,)
-    lp_epochs: int = 5
-    ft_lr_ratio: float = 0.1
+    backbone_lr_ratio: float
+    layer_decay: float
+    unfreeze_at: tuple[int, ...]
+    lp_fraction: float
+    ft_lr_ratio: float
     new_blocks: int = 0
+    total_epochs: int | None = None
 
     @property
     def pretrained_blocks(self) -> int:
         return self.num_blocks - self.new_blocks
+
+    @property
+    def lp_epochs(self) -> int:
+        """LP-FT's probing epochs: `lp_fraction` of the run, at least one, leaving at least one to fine-tune."""
+        if self.total_epochs is None:  # not started: every epoch is a probing epoch until the length is known
+            return 2**31
+        return min(max(1, round(self.lp_fraction * self.total_epochs)), max(1, self.total_epochs - 1))
+
+    def schedule_restarts(self) -> list[int]:
+        """Epochs at which the lr schedule starts again from its peak: LP-FT's fine-tuning phase.
+
+        The probe is trained to convergence under its own decaying schedule, then fine-tuning gets a full
+        schedule of its own at `ft_lr_ratio` × the lr (Kumar et al. 2022); a single schedule over both would
+        leave fine-tuning only the tail of the decay.
+        """
+        return [self.lp_epochs] if self.strategy == "lp_ft" and self.total_epochs is not None else []
 
     def trainable_blocks(self, epoch: int) -> int:
         """How many blocks, counted from the top (the head's side), train in `epoch`."""

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ class TransferClassifier(ImageClassifier):
             null trains the same model from scratch, the baseline a transfer must beat.
         strategy: `linear_probe` (frozen backbone, BatchNorm statistics included), `full` (everything
             trains), `gradual` (blocks unfreeze from the top at `unfreeze_at` epochs), `lp_ft` (linear
-            probe for `lp_epochs`, then everything at `ft_lr_ratio` × the lr; Kumar et al. 2022).
+            probe for `lp_fraction` of the epochs, then everything at `ft_lr_ratio` × the lr, each phase under
+            a schedule of its own; Kumar et al. 2022).
         backbone_lr_ratio: backbone lr = lr × this; `layer_decay` multiplies it once more per block down.
         reinit_blocks: start this many top backbone blocks from fresh weights instead of the pretrained ones
             (1 on the CNN: keep the conv trunk, re-initialize fc512 — the article's transfer model). The top
@@ -42,7 +44,7 @@ class TransferClassifier(ImageClassifier):
         backbone_lr_ratio: float = 1.0,
         layer_decay: float = 1.0,
         unfreeze_at: list[int] | None = None,
-        lp_epochs: int = 5,
+        lp_fraction: float = 0.5,
         ft_lr_ratio: float = 0.1,
         reinit_blocks: int = 0,
         pretrained_sha256: str | None = None,
@@ -75,8 +77,9 @@ class TransferClassifier(ImageClassifier):
         self.provenance = provenance(pretrained, pretrained_sha256, checkpoint)
         new_blocks = reinit_blocks if checkpoint is not None else 0
         self.plan = FinetuningPlan(
-            strategy, len(blocks), backbone_lr_ratio, layer_decay, tuple(unfreeze_at or (5,)), lp_epochs,
-            ft_lr_ratio, new_blocks,
+            strategy=strategy, num_blocks=len(blocks), backbone_lr_ratio=backbone_lr_ratio, layer_decay=layer_decay,
+            unfreeze_at=tuple(unfreeze_at or (5,)), lp_fraction=lp_fraction, ft_lr_ratio=ft_lr_ratio,
+            new_blocks=new_blocks,
         )
         check_plan(self.plan)
         if strategy == "linear_probe":  # the pretrained blocks never train: skip their gradients altogether
@@ -97,6 +100,18 @@ class TransferClassifier(ImageClassifier):
 
     def lr_scale(self, group: int, epoch: int) -> float:
         return self.plan.head_lr_scale(epoch) if group == 0 else self.plan.block_lr_scale(group - 1, epoch)
+
+    def schedule_restarts(self) -> list[int]:
+        return self.plan.schedule_restarts()
+
+    def setup(self, stage: str) -> None:
+        """The plan learns the run's length, which LP-FT's phases are fractions of."""
+        if stage != "fit":
+            return
+        epochs = self.trainer.max_epochs
+        if self.plan.strategy == "lp_ft" and (epochs is None or epochs < 1):
+            raise UserError(f"strategy lp_ft splits max_epochs into its phases: set --trainer.max_epochs (not {epochs})")
+        self.plan = replace(self.plan, total_epochs=epochs)
 
     def train(self, mode: bool = True) -> "TransferClassifier":
         """Frozen blocks stay in eval mode whenever the model is put in train mode."""
@@ -134,10 +149,10 @@ def reinitialize(blocks: list[nn.Module]) -> None:
 
 
 def check_plan(plan: FinetuningPlan) -> None:
-    if plan.backbone_lr_ratio < 0 or not 0 < plan.layer_decay <= 1 or plan.ft_lr_ratio <= 0 or plan.lp_epochs < 0:
+    if plan.backbone_lr_ratio < 0 or not 0 < plan.layer_decay <= 1 or plan.ft_lr_ratio <= 0 or not 0 < plan.lp_fraction < 1:
         raise UserError(
             f"backbone_lr_ratio={plan.backbone_lr_ratio} must be >= 0, layer_decay={plan.layer_decay} in (0, 1], "
-            f"ft_lr_ratio={plan.ft_lr_ratio} > 0 and lp_epochs={plan.lp_epochs} >= 0"
+            f"ft_lr_ratio={plan.ft_lr_ratio} > 0 and lp_fraction={plan.lp_fraction} in (0, 1)"
         )
     if any(b < a for a, b in zip(plan.unfreeze_at, plan.unfreeze_at[1:], strict=False)) or min(plan.unfreeze_at) < 0:
         raise UserError(f"unfreeze_at={list(plan.unfreeze_at)} must be epochs >= 0 in increasing order")

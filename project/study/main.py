@@ -2,6 +2,7 @@
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 from jsonargparse import CLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -21,6 +22,7 @@ def study(
     output_dir: str = "lightning_logs/study_digits",
     extra_args: list[str] | None = None,
     keep_checkpoints: bool = False,
+    metric: Literal["test_acc", "val_acc"] = "test_acc",
 ) -> str:
     """Train the target task from scratch and with each fine-tuning method, at each label budget and seed.
 
@@ -34,6 +36,8 @@ def study(
         output_dir: gets results.csv (one row per run, written as each finishes), results.md, results.png.
         extra_args: more overrides for every run, e.g. ["--trainer.max_epochs=20"].
         keep_checkpoints: keep every run's checkpoints (by default only its results are kept).
+        metric: what the tables and plot summarize: `test_acc` to report results; `val_acc` (written to
+            results_val.md) to choose settings on the label-budgeted validation split, never on test.
     """
     config = Path(finetune_config)
     if not config.is_file() and (CONFIG_DIR.parent / config).is_file():  # a repo-relative path, run from elsewhere
@@ -46,8 +50,9 @@ def study(
         config, pretrained, methods or ["scratch", "linear_probe", "full", "gradual", "lp_ft"],
         budgets or [5, 20, 100, None], seeds or [1, 2, 3], output, extra_args or [], keep_checkpoints,
     )
-    table = summarize(output)
-    print(f"\n{table}\n\nwritten: {output / 'results.csv'}, {output / 'results.md'}, {output / 'results.png'}")
+    table = summarize(output, metric)
+    stem = "results" if metric == "test_acc" else "results_val"
+    print(f"\n{table}\n\nwritten: {output / 'results.csv'}, {output / (stem + '.md')}, {output / (stem + '.png')}")
     return table
 
 

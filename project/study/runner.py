@@ -12,8 +12,8 @@ from project.errors import UserError
 from project.modules import TransferClassifier
 
 FIELDS = [
-    "method", "samples_per_class", "seed", "test_acc", "test_loss", "labels_per_class", "epochs", "wall_time_s",
-    "trained_params",
+    "method", "samples_per_class", "seed", "test_acc", "test_loss", "val_acc", "model_selection", "labels_per_class",
+    "val_labels_per_class", "epochs", "wall_time_s", "trained_params",
 ]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false"]
 
@@ -40,7 +40,13 @@ def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
     if not results_csv.is_file():
         return set()
     with results_csv.open() as file:
-        return {(row["method"], row["samples_per_class"], row["seed"]) for row in csv.DictReader(file)}
+        reader = csv.DictReader(file)
+        if reader.fieldnames != FIELDS:
+            raise UserError(
+                f"{str(results_csv)!r} has the columns {reader.fieldnames} of another version of this project: "
+                f"give the study another --output_dir"
+            )
+        return {(row["method"], row["samples_per_class"], row["seed"]) for row in reader}
 
 
 def append_result(results_csv: Path, row: dict) -> None:
@@ -114,7 +120,10 @@ def run_study(
         append_result(results_csv, {
             "method": method, "samples_per_class": budget_key(budget), "seed": seed,
             "test_acc": f"{result.metrics['test/acc']:.4f}", "test_loss": f"{result.metrics['test/loss']:.4f}",
-            "labels_per_class": f"{len(data.train_set) / data.num_classes:.1f}", "epochs": epochs,
+            "val_acc": "" if result.selected_val_acc is None else f"{result.selected_val_acc:.4f}",
+            "model_selection": result.model_selection,
+            "labels_per_class": f"{len(data.train_set) / data.num_classes:.1f}",
+            "val_labels_per_class": f"{len(data.val_set) / data.num_classes:.1f}", "epochs": epochs,
             "wall_time_s": f"{wall_time:.1f}", "trained_params": trained_parameter_count(result.model, epochs - 1),
         })
         if not keep_checkpoints:
