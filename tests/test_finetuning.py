@@ -17,7 +17,9 @@ from project.modules.finetuning_plan import FinetuningPlan
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_BACKBONE = {"channels": [4, 8], "feature_size": 16, "batch_norm": True}  # blocks: conv, conv, fc
-PLAN_DEFAULTS = {"backbone_lr_ratio": 1.0, "layer_decay": 1.0, "unfreeze_at": (5,), "lp_fraction": 0.5, "ft_lr_ratio": 0.1}
+PLAN_DEFAULTS = {
+    "backbone_lr_ratio": 1.0, "layer_decay": 1.0, "unfreeze_at": (5,), "lp_fraction": 0.5, "ft_lr_ratio": 0.1,
+}
 
 
 def make_plan(strategy: str, **options) -> FinetuningPlan:

@@ -13,12 +13,12 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from torch.utils.data import DataLoader
 
 from project.data import ImageDataModule
+from project.data.datamodule import augmentation_generator
 from project.data.image_set import InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
-from project.data.datamodule import augmentation_generator
 from project.epoch_seeding import ReseedEveryEpoch, epoch_seed
-from project.seeding import reseed_everything
 from project.modules import ImageClassifier
+from project.seeding import reseed_everything
 
 
 def sgd(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:

@@ -33,8 +33,8 @@ from project.data.resumable_shuffle import ResumableShuffle
 from project.data.splits import select_classes, stratified_split, take_per_class
 from project.data.torchvision_sets import TORCHVISION_DATASETS, download_torchvision_dataset, load_torchvision_split
 from project.epoch_seeding import epoch_seed
-from project.seeding import Stream, derived_seed, run_seed
 from project.errors import UserError
+from project.seeding import Stream, derived_seed, run_seed
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"]
 NATIVE_SHAPES = {

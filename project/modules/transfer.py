@@ -110,7 +110,7 @@ class TransferClassifier(ImageClassifier):
             return
         epochs = self.trainer.max_epochs
         if self.plan.strategy == "lp_ft" and (epochs is None or epochs < 1):
-            raise UserError(f"strategy lp_ft splits max_epochs into its phases: set --trainer.max_epochs (not {epochs})")
+            raise UserError(f"strategy lp_ft splits max_epochs into phases: set --trainer.max_epochs (not {epochs})")
         self.plan = replace(self.plan, total_epochs=epochs)
 
     def train(self, mode: bool = True) -> "TransferClassifier":
@@ -149,7 +149,8 @@ def reinitialize(blocks: list[nn.Module]) -> None:
 
 
 def check_plan(plan: FinetuningPlan) -> None:
-    if plan.backbone_lr_ratio < 0 or not 0 < plan.layer_decay <= 1 or plan.ft_lr_ratio <= 0 or not 0 < plan.lp_fraction < 1:
+    ratios_ok = plan.backbone_lr_ratio >= 0 and 0 < plan.layer_decay <= 1 and plan.ft_lr_ratio > 0
+    if not ratios_ok or not 0 < plan.lp_fraction < 1:
         raise UserError(
             f"backbone_lr_ratio={plan.backbone_lr_ratio} must be >= 0, layer_decay={plan.layer_decay} in (0, 1], "
             f"ft_lr_ratio={plan.ft_lr_ratio} > 0 and lp_fraction={plan.lp_fraction} in (0, 1)"

@@ -82,7 +82,9 @@ def markdown_table(rows: list[dict], metric: str = "test_acc") -> str:
 def paired_gains(rows: list[dict], method: str, budget: str, metric: str = "test_acc") -> list[float]:
     """`method`'s accuracy minus scratch's, seed by seed, where both ran (same label sample and test images)."""
     by_run = {
-        (r["method"], r["samples_per_class"], r["seed"]): float(r[metric]) for r in rows if r.get(metric) not in ("", None)
+        (r["method"], r["samples_per_class"], r["seed"]): float(r[metric])
+        for r in rows
+        if r.get(metric) not in ("", None)
     }
     return [
         accuracy - by_run[("scratch", b, seed)]
