@@ -1,6 +1,5 @@
 """The command line shared by the scripts: LightningCLI plus experiment folders, resume, test and a summary."""
 
-import re
 import shutil
 import sys
 import warnings
@@ -15,14 +14,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from project.best_checkpoint import BestCheckpoint
-from project.checkpoints import find_checkpoint, load_checkpoint, version_number
+from project.checkpoints.pretrained import PretrainedBackbone
+from project.checkpoints.resume import check_resume_fits, find_resume, run_folder_parts
 from project.data import ImageDataModule
 from project.epoch_seeding import ReseedEveryEpoch
 from project.errors import UserError
 from project.interruption import SaveOnSigterm, last_checkpoint_path
+from project.shipped_configs import config_dir
 from project.test_figures import LogTestFigures
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = config_dir()
 
 # Batches come from tensors in memory, so worker processes would only take the cores the model needs.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -60,20 +61,30 @@ class ExperimentCLI(LightningCLI):
         for attribute in ("num_classes", "input_shape", "class_names"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
 
-    def _checkpoint_to_resume(self) -> Path | None:
-        """`--ckpt_path last`: the experiment's newest complete last.ckpt; a path: that file, checked first."""
-        ckpt_path = self.config["ckpt_path"]
-        if ckpt_path is None:
-            return None
-        experiment_dir = Path(self.config["output_dir"]) / self.config["experiment"]
-        if ckpt_path == "last" and not experiment_dir.is_dir():
-            raise UserError(
-                f"nothing to resume: {str(experiment_dir)!r} holds no run of experiment {self.config['experiment']!r} "
-                f"(check --experiment and --output_dir), or drop --ckpt_path to start a new run"
-            )
-        path = find_checkpoint(experiment_dir if ckpt_path == "last" else ckpt_path, "last")
-        load_checkpoint(path)  # a clear error now for a damaged file, or one that would run code
-        return path
+    def before_instantiate_classes(self) -> None:
+        """Before anything is built: the checkpoint to resume, and the pretrained source (its architecture fills
+        in the model's `backbone` and `backbone_args`)."""
+        config = self.config
+        output_dir = Path(config["output_dir"])
+        if output_dir.exists() and not output_dir.is_dir():
+            raise UserError(f"--output_dir {str(output_dir)!r} is a file: give a folder for the run folders")
+        self.resume = find_resume(config["ckpt_path"], config["output_dir"], config["experiment"])
+        self.pretrained = None
+        model = config["model"]
+        if "pretrained" not in model or model["pretrained"] is None:
+            return
+        if self.resume is not None:  # the resumed checkpoint holds the whole model: the source is not read again
+            for key in ("pretrained", "pretrained_sha256", "backbone", "backbone_args"):
+                if model[key] is None or key.startswith("pretrained"):
+                    model[key] = self.resume.hparams.get(key, model[key])
+            return
+        source = PretrainedBackbone.open(
+            model["pretrained"], model["backbone"], model["backbone_args"], model["pretrained_sha256"]
+        )
+        self.pretrained = source
+        # The resolved values, so config.yaml and the checkpoints name the exact file and architecture.
+        model["pretrained"], model["pretrained_sha256"] = source.source, source.sha256
+        model["backbone"], model["backbone_args"] = source.backbone, source.backbone_args
 
     def instantiate_trainer(self, **kwargs):
         """A new output_dir/experiment/version_N folder for every run, so no earlier run is overwritten;
@@ -82,20 +93,18 @@ class ExperimentCLI(LightningCLI):
         TensorBoard logs there unless the config names another logger; with `--trainer.logger=false`
         the folder still holds the run's config.yaml and checkpoints.
         """
-        output_dir = Path(self.config["output_dir"])
-        if output_dir.exists() and not output_dir.is_dir():
-            raise UserError(f"--output_dir {str(output_dir)!r} is a file: give a folder for the run folders")
-        self.resume_from = self._checkpoint_to_resume()
-        version = None
-        if self.resume_from is not None and re.fullmatch(r"version_\d+", self.resume_from.parent.parent.name):
-            run = self.resume_from.parent.parent
-            version = version_number(run)
+        if self.pretrained is not None:
+            self.model.load_pretrained(self.pretrained)
+        if self.resume is not None:
+            check_resume_fits(self.resume, self.model)
+        output_dir, experiment, version = self.config["output_dir"], self.config["experiment"], None
+        if self.resume is not None and self.resume.run_folder is not None:
+            output_dir, experiment, version = run_folder_parts(self.resume.run_folder)
             # Keep the first config.yaml; each resume records its own config beside it.
-            self.save_config_kwargs["config_filename"] = f"config-resume-{len(list(run.glob('config*.yaml')))}.yaml"
+            configs = len(list(self.resume.run_folder.glob("config*.yaml")))
+            self.save_config_kwargs["config_filename"] = f"config-resume-{configs}.yaml"
         logger = self.config_init["trainer"].get("logger")
-        run_folder = TensorBoardLogger(
-            self.config["output_dir"], name=self.config["experiment"], version=version, default_hp_metric=False
-        )
+        run_folder = TensorBoardLogger(output_dir, name=experiment, version=version, default_hp_metric=False)
         if logger in (None, True):
             kwargs["logger"] = logger = run_folder
         elif logger is False:
@@ -180,7 +189,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         # LightningCLI's --optimizer/--lr_scheduler would silently replace them.
         auto_configure_optimizers=False,
     )
-    ckpt_path = str(cli.resume_from) if cli.resume_from else None
+    ckpt_path = str(cli.resume.path) if cli.resume else None
     trainer, data = cli.trainer, cli.datamodule
     # The data is loaded and checked before fit, so a bad setting stops the run before it writes anything.
     if trainer.local_rank == 0:  # downloads once per machine, as Lightning does

@@ -24,6 +24,7 @@ class Stream(IntEnum):
     VAL_SPLIT = 5  # held-out validation images (split_seed)
     TRAIN_BUDGET = 6  # the labelled training images of a label budget (split_seed)
     VAL_BUDGET = 7  # the labelled validation images of a label budget (split_seed)
+    RANDOM_INIT = 8  # the random weights a pretrained backbone is compared with (transferability check)
 
 
 def derived_seed(seed: int, stream: Stream, *position: int) -> int:

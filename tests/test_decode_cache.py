@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-import project.data.decode_cache as decode_cache
+import project.data.image_folder as image_folder_module
 from project.data import ImageDataModule
 
 
@@ -24,15 +24,16 @@ def all_images(data: ImageDataModule) -> torch.Tensor:
 def test_second_run_reads_the_cache_instead_of_decoding(image_folder, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = setup_data(image_folder, cache)
+    uncached = setup_data(image_folder, None)
     assert len(list(cache.glob("*.pt"))) == 1
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although the cache is valid")
 
-    monkeypatch.setattr(decode_cache, "decode_files", no_decoding)
+    monkeypatch.setattr(image_folder_module, "decode_files", no_decoding)
     second = setup_data(image_folder, cache)
     assert torch.equal(all_images(first), all_images(second))
-    assert torch.equal(all_images(second), all_images(setup_data(image_folder, None)))  # same as no cache
+    assert torch.equal(all_images(second), all_images(uncached))  # the same images as without a cache
 
 
 def test_a_changed_file_rebuilds_the_cache(image_folder, tmp_path):

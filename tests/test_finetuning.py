@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
-from tiny_settings import TINY_CNN, TINY_RUN
+from tiny_settings import TINY_BACKBONE, TINY_CNN, TINY_RUN
 
 from project.cli import default_callbacks, run_experiment
 from project.data import ImageDataModule
@@ -16,7 +16,6 @@ from project.modules import ImageClassifier, TransferClassifier
 from project.modules.finetuning_plan import FinetuningPlan
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_BACKBONE = {"channels": [4, 8], "feature_size": 16, "batch_norm": True}  # blocks: conv, conv, fc
 PLAN_DEFAULTS = {
     "backbone_lr_ratio": 1.0, "layer_decay": 1.0, "unfreeze_at": (5,), "lp_fraction": 0.5, "ft_lr_ratio": 0.1,
 }

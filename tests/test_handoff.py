@@ -6,9 +6,9 @@ import pytest
 import torch
 from code_payload import save_code_carrying_checkpoint
 from lightning.pytorch import Trainer
-from tiny_settings import TINY_CNN, TINY_RUN
+from tiny_settings import TINY_BACKBONE, TINY_CNN, TINY_RUN
 
-from project.checkpoints import find_checkpoint, load_checkpoint
+from project.checkpoints.files import find_checkpoint, load_checkpoint
 from project.cli import run_experiment
 from project.data import ImageDataModule
 from project.errors import UserError
@@ -30,7 +30,7 @@ def target_data(**overrides) -> ImageDataModule:
 
 
 def transfer_model(pretrained: Path, **overrides) -> TransferClassifier:
-    return TransferClassifier(pretrained=str(pretrained), num_classes=3, input_shape=(1, 28, 28), **overrides)
+    return TransferClassifier.from_pretrained(str(pretrained), num_classes=3, input_shape=(1, 28, 28), **overrides)
 
 
 def train_steps(model: TransferClassifier, steps: int = 3) -> None:
@@ -131,15 +131,22 @@ def test_checkpoint_of_another_architecture_is_refused(pretrained):
 
 def test_data_of_another_shape_is_refused_with_the_fix(pretrained):
     with pytest.raises(UserError, match="--data.channels=1 --data.image_size=28"):
-        TransferClassifier(pretrained=str(pretrained), num_classes=3, input_shape=(3, 32, 32))
+        TransferClassifier.from_pretrained(str(pretrained), num_classes=3, input_shape=(3, 32, 32))
 
 
 def test_missing_checkpoint_and_empty_experiment_folder_are_clear_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        TransferClassifier(pretrained=str(tmp_path / "nope.ckpt"), num_classes=3)
+        TransferClassifier.from_pretrained(str(tmp_path / "nope.ckpt"), num_classes=3)
     (tmp_path / "experiment" / "version_0").mkdir(parents=True)
     with pytest.raises(UserError, match="no best checkpoint.*scripts/pretrain.py"):
-        TransferClassifier(pretrained=str(tmp_path / "experiment"), num_classes=3)
+        TransferClassifier.from_pretrained(str(tmp_path / "experiment"), num_classes=3)
+
+
+def test_a_model_that_names_a_source_but_never_received_its_weights_refuses_to_train(pretrained):
+    """The module does no file I/O, so `pretrained=` alone would silently train random weights: refused."""
+    model = TransferClassifier(pretrained=str(pretrained), backbone_args=TINY_BACKBONE, num_classes=3)
+    with pytest.raises(UserError, match="its weights were never loaded.*from_pretrained"):
+        train_steps(model)
 
 
 def test_a_file_that_is_not_a_checkpoint_is_named_in_the_error(tmp_path):

@@ -18,7 +18,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tiny_settings import TINY_CNN
 
-from project.checkpoints import find_checkpoint, load_checkpoint
+from project.checkpoints.files import find_checkpoint, load_checkpoint
 from project.cli import run_experiment
 from project.interruption import SaveOnSigterm
 from project.modules import ImageClassifier
@@ -143,7 +143,7 @@ def test_checkpoint_every_n_steps_writes_last_ckpt_mid_epoch(tmp_path, monkeypat
     monkeypatch.setattr(Trainer, "save_checkpoint", record)
     run_experiment(ImageClassifier, "digits_pretrain.yaml", [
         *QUIET, TINY_CNN, "--trainer.max_epochs=1", "--trainer.limit_train_batches=7",
-        "--trainer.limit_val_batches=0", "--checkpoint_every_n_steps=3",
+        "--trainer.limit_val_batches=0", "--model_selection=last_epoch", "--checkpoint_every_n_steps=3",
     ])
     assert saved_steps == [3, 6, 7]  # every 3 steps, then the end-of-epoch save
     last = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints" / "last.ckpt"

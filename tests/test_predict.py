@@ -57,7 +57,7 @@ def test_a_folder_gives_one_csv_row_per_readable_image_and_the_corrupt_one_is_na
         assert probabilities == sorted(probabilities, reverse=True)
         assert sorted(row[f"class_{k}"] for k in range(1, 6)) == CLASSES
     captured = capsys.readouterr()
-    assert f"skipped {str(images / 'corrupt.png')!r}: not a readable image" in captured.err
+    assert f"skipped: cannot read image {str(images / 'corrupt.png')!r}" in captured.err
     assert "notes.txt" not in captured.err + captured.out
     assert len(captured.out.splitlines()) == 5  # one line per image, then where the CSV went
 

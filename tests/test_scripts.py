@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.checkpoints import find_checkpoint
+from project.checkpoints.files import find_checkpoint
 from project.cli import CONFIG_DIR, fit_and_test, run_experiment
 from project.errors import UserError
 from project.modules import ImageClassifier, TransferClassifier
@@ -132,7 +132,9 @@ def test_imagefolder_data_runs_end_to_end(tmp_path, monkeypatch, image_folder):
     assert 0 <= metrics["test/acc"] <= 1
 
 
-FINETUNE_CONFIGS = {"digits_finetune.yaml", "cifar10_distant_finetune.yaml", "resnet18_imagefolder.yaml"}
+FINETUNE_CONFIGS = {
+    "digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml", "resnet18_imagefolder.yaml"
+}
 STUDY_CONFIGS = {"study_digits.yaml"}
 
 
@@ -149,7 +151,7 @@ def test_every_config_file_parses(config, capsys):
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in (CONFIG_DIR / "strategy").glob("*.yaml")))
-@pytest.mark.parametrize("base", ["digits_finetune.yaml", "cifar10_distant_finetune.yaml"])
+@pytest.mark.parametrize("base", ["digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml"])
 def test_every_strategy_overlay_parses_after_each_finetune_config(base, overlay, capsys):
     args = ["--config", str(CONFIG_DIR / base), "--config", str(CONFIG_DIR / "strategy" / overlay), "--print_config"]
     with pytest.raises(SystemExit) as exit_info:

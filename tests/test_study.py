@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.checkpoints import find_checkpoint
+from project.checkpoints.files import find_checkpoint
 from project.cli import run_experiment
 from project.modules import ImageClassifier
 from project.study.main import main

@@ -5,6 +5,7 @@ import torch
 import torchvision
 from tiny_settings import TINY_RUN
 
+from project.checkpoints.pretrained import PretrainedBackbone
 from project.cli import CONFIG_DIR, run_experiment
 from project.errors import UserError
 from project.models import TorchvisionBackbone, build_backbone
@@ -34,38 +35,46 @@ def test_zoo_backbones_return_pooled_features_without_their_classifier(arch, fea
 
 def test_weights_from_a_local_file_are_loaded_exactly(resnet18_file):
     saved = torch.load(resnet18_file, weights_only=True)
-    backbone = TorchvisionBackbone((3, 32, 32), "resnet18", weights_file=str(resnet18_file))
+    source = PretrainedBackbone.open(str(resnet18_file), "resnet18")
+    backbone = TorchvisionBackbone((3, 32, 32), "resnet18")
+    report = source.copy_into(backbone)
     state = backbone.model.state_dict()
     assert state.keys() == {key for key in saved if not key.startswith("fc.")}
     assert all(torch.equal(state[key], saved[key]) for key in state)
-    assert f"{len(saved)} pretrained tensors reused from {resnet18_file}" in backbone.report
+    assert f"{len(state)} pretrained tensors reused" in report and str(resnet18_file) in report
 
 
 def test_grayscale_stem_gives_the_output_of_the_image_replicated_to_three_channels(resnet18_file):
-    rgb = TorchvisionBackbone((3, 32, 32), "resnet18", weights_file=str(resnet18_file)).eval()
-    gray = TorchvisionBackbone((1, 32, 32), "resnet18", weights_file=str(resnet18_file)).eval()
-    assert gray.model.conv1.in_channels == 1 and "summing its filters" in gray.report
+    source = PretrainedBackbone.open(str(resnet18_file), "resnet18")
+    rgb, gray = TorchvisionBackbone((3, 32, 32), "resnet18"), TorchvisionBackbone((1, 32, 32), "resnet18")
+    source.copy_into(rgb)
+    assert "summing its filters" in source.copy_into(gray) and gray.model.conv1.in_channels == 1
     images = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(gray(images), rgb(images.expand(-1, 3, -1, -1)), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(gray.eval()(images), rgb.eval()(images.expand(-1, 3, -1, -1)), atol=1e-5, rtol=1e-5)
 
 
 def test_unknown_weights_name_lists_the_choices():
     with pytest.raises(UserError, match="unknown weights 'NOPE' for resnet18: choose one of \\['IMAGENET1K_V1'"):
-        build_backbone("resnet18", (3, 32, 32), {"weights": "NOPE"})
+        PretrainedBackbone.open("torchvision:NOPE", "resnet18")
+
+
+def test_torchvision_weights_need_a_torchvision_backbone(resnet18_file):
+    with pytest.raises(UserError, match="need a torchvision backbone: set --model.backbone"):
+        PretrainedBackbone.open(str(resnet18_file), "cnn")
 
 
 def test_a_download_without_network_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache, so the weights must be downloaded
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there: the connection is refused
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
-    with pytest.raises(UserError, match="could not download resnet18 weights IMAGENET1K_V1.*weights_file"):
-        build_backbone("resnet18", (3, 32, 32), {"weights": "IMAGENET1K_V1"})
+    with pytest.raises(UserError, match="could not download resnet18 weights IMAGENET1K_V1.*--model.pretrained=file"):
+        PretrainedBackbone.open("torchvision:IMAGENET1K_V1", "resnet18")
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        build_backbone("resnet18", (3, 32, 32), {"weights_file": str(tmp_path / "none.pt")})
+        PretrainedBackbone.open(str(tmp_path / "none.pt"), "resnet18")
 
 
 def test_the_resnet18_config_fine_tunes_on_an_image_folder_offline(tmp_path, monkeypatch, image_folder, resnet18_file):
@@ -73,12 +82,12 @@ def test_the_resnet18_config_fine_tunes_on_an_image_folder_offline(tmp_path, mon
     metrics = run_experiment(
         TransferClassifier, "unused",
         ["--config", str(CONFIG_DIR / "resnet18_imagefolder.yaml"), *TINY_RUN, f"--data.root={image_folder}",
-         "--data.image_size=32", f"--model.backbone_args={{weights_file: {resnet18_file}}}"],
+         "--data.image_size=32", f"--model.pretrained={resnet18_file}"],
     )
-    checkpoint = torch.load(
-        next((tmp_path / "lightning_logs" / "resnet18_imagefolder").rglob("last.ckpt")), weights_only=True
-    )
+    run = tmp_path / "lightning_logs" / "resnet18_imagefolder" / "version_0"
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["state_dict"]["head.weight"].shape == (3, 512)
+    assert checkpoint["provenance"]["pretrained_checkpoint"] == str(resnet18_file)
     saved = torch.load(resnet18_file, weights_only=True)
     # LP-FT's first epoch is a linear probe: the ImageNet backbone (and its BatchNorm statistics) is untouched.
     key = "layer4.1.bn2.running_var"

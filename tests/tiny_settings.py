@@ -11,4 +11,5 @@ TINY_RUN = [
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",
 ]
-TINY_CNN = "--model.backbone_args={channels: [4, 8], feature_size: 16, batch_norm: true}"
+TINY_BACKBONE = {"channels": [4, 8], "feature_size": 16, "batch_norm": True}  # blocks: conv, conv, fc
+TINY_CNN = "--model.backbone_args={channels: [4, 8], feature_size: 16, batch_norm: true}"  # the same, as an override

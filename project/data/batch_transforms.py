@@ -45,12 +45,14 @@ def adapt_channels(images: Tensor, channels: int) -> Tensor:
     return (images.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
 
 
-def resize(images: Tensor, size: int, chunk: int = 4096) -> Tensor:
-    """uint8 images resized to size×size (bilinear, antialiased), a chunk at a time to bound memory."""
-    if images.shape[-2:] == (size, size):
+def resize(images: Tensor, size: int | tuple[int, int], chunk: int = 4096) -> Tensor:
+    """uint8 images resized to size×size, or (height, width) (bilinear, antialiased as torchvision's Resize), a chunk
+    at a time to bound memory. The one resize of the project: image folders, predictions and the digits alike."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(images.shape[-2:]) == size:
         return images
     parts = [
-        F.interpolate(part.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        F.interpolate(part.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
         .round()
         .clamp(0, 255)
         .to(torch.uint8)

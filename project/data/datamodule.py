@@ -1,8 +1,12 @@
-"""One LightningDataModule for MNIST-style and CIFAR-style data, held in memory as uint8 tensors."""
+"""One LightningDataModule for MNIST-style and CIFAR-style data, held in memory as uint8 tensors.
 
-import math
+Its steps, each in a module of its own: the source (sources.py) gives classes, shape and splits; splits.py holds
+out validation and test images and draws label budgets; batch_transforms.py normalizes and augments whole
+batches on the model's device; resumable_shuffle.py and the seeded generators make every epoch a function
+of (seed, epoch), so a resumed run continues exactly.
+"""
+
 import os
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -18,32 +22,15 @@ from project.data.batch_transforms import (
     random_horizontal_flip,
     resize,
 )
-from project.data.decode_cache import cached_image_folder
-from project.data.digits import DIGITS_CLASSES, load_digits_images
 from project.data.file_images import FileImages, FileImageSet
-from project.data.image_folder import (
-    first_image_shape,
-    folder_class_names,
-    list_images,
-    load_image_folder,
-    split_folders,
-)
 from project.data.image_set import ImageSet, InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
+from project.data.settings import check_settings, resolve_classes
+from project.data.sources import DatasetName, open_source
 from project.data.splits import select_classes, stratified_split, take_per_class
-from project.data.torchvision_sets import TORCHVISION_DATASETS, download_torchvision_dataset, load_torchvision_split
 from project.epoch_seeding import epoch_seed
 from project.errors import UserError
 from project.seeding import Stream, derived_seed, run_seed
-
-DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"]
-NATIVE_SHAPES = {
-    "digits": (1, 28, 28),
-    "mnist": (1, 28, 28),
-    "fashion_mnist": (1, 28, 28),
-    "cifar10": (3, 32, 32),
-    "cifar100": (3, 32, 32),
-}
 
 
 class ImageDataModule(LightningDataModule):
@@ -95,17 +82,13 @@ class ImageDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         check_settings(self.hparams)
-        self.all_class_names = dataset_class_names(dataset, root, cache_dir)
-        self.class_ids = resolve_classes(classes, self.all_class_names)
-        self.class_names = [self.all_class_names[i] for i in self.class_ids]
-        if dataset == "imagefolder":
-            native = first_image_shape(root, self.all_class_names, image_size)
-        else:
-            native = NATIVE_SHAPES[dataset]
+        self.source = open_source(dataset, root, download, image_size, cache_dir, in_memory, memory_limit_gb)
+        self.class_ids = resolve_classes(classes, self.source.class_names)
+        self.class_names = [self.source.class_names[i] for i in self.class_ids]
+        native = self.source.shape
         self.input_shape = (channels or native[0], image_size or native[1], image_size or native[2])
         self.augment = native[0] == 3 if augment is None else augment
         self.mean = self.std = None
-        self.from_disk = False
         self.train_set: ImageSet | None = None
         self.val_set: ImageSet | None = None
         self.test_set: ImageSet | None = None
@@ -126,16 +109,18 @@ class ImageDataModule(LightningDataModule):
             return None
         return self.hparams.samples_per_class if budget is None else budget
 
+    @property
+    def from_disk(self) -> bool:
+        return self.source.from_disk
+
     def prepare_data(self) -> None:
-        if self.hparams.dataset in TORCHVISION_DATASETS and self.hparams.download:
-            download_torchvision_dataset(self.hparams.dataset, self.hparams.root)
+        self.source.prepare()
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:  # fit then test reuse what is in memory
             return
         hp = self.hparams
-        self.from_disk = self._too_large_for_memory()
-        train, val, test = self._file_splits() if self.from_disk else self._load_splits()
+        train, val, test = self.source.load()
         if test is None:
             seed = derived_seed(hp.split_seed, Stream.TEST_SPLIT)
             train_index, test_index = stratified_split(train.labels, hp.test_fraction, seed)
@@ -176,42 +161,6 @@ class ImageDataModule(LightningDataModule):
                     f"was expected (the first training image's): set --data.image_size to resize every split"
                 )
         self.train_set, self.val_set, self.test_set = train, val, test
-
-    def _load_splits(self) -> tuple[ImageSet, ImageSet | None, ImageSet | None]:
-        """(train, val, test) as the dataset provides them; None where a split must be held out of train."""
-        hp = self.hparams
-        if hp.dataset == "digits":
-            return load_digits_images(), None, None
-        if hp.dataset == "imagefolder":
-            folders = split_folders(hp.root)
-            loaded = {split: self._decode_folder(path) for split, path in folders.items()}
-            return loaded["train"], loaded.get("val"), loaded.get("test")
-        train = load_torchvision_split(hp.dataset, hp.root, train=True)
-        return train, None, load_torchvision_split(hp.dataset, hp.root, train=False)
-
-    def _too_large_for_memory(self) -> bool:
-        """Only image folders can be too large (the torchvision sets are 150 MB at most)."""
-        hp = self.hparams
-        if hp.dataset != "imagefolder" or hp.in_memory is True:
-            return False
-        if hp.in_memory is False:
-            return True
-        count = sum(len(list_images(path, self.all_class_names)) for path in split_folders(hp.root).values())
-        return count * math.prod(self.input_shape) > hp.memory_limit_gb * 2**30
-
-    def _file_splits(self) -> tuple[FileImageSet, FileImageSet | None, FileImageSet | None]:
-        """(train, val, test) of an image folder as file lists, nothing decoded yet."""
-        splits = {}
-        for split, path in split_folders(self.hparams.root).items():
-            files = list_images(path, self.all_class_names)
-            splits[split] = FileImageSet([p for p, _ in files], torch.tensor([label for _, label in files]))
-        return splits["train"], splits.get("val"), splits.get("test")
-
-    def _decode_folder(self, folder: Path) -> ImageSet:
-        hp = self.hparams
-        if hp.cache_dir is None:
-            return load_image_folder(folder, self.all_class_names, hp.image_size)
-        return cached_image_folder(folder, self.all_class_names, hp.image_size, hp.cache_dir)
 
     def _adapt(self, image_set: ImageSet) -> ImageSet:
         """The configured channel count and size, applied once to the uint8 images in memory."""
@@ -290,54 +239,3 @@ class ImageDataModule(LightningDataModule):
 def augmentation_generator(epoch: int, rank: int, device: torch.device | str) -> torch.Generator:
     """The generator of one epoch's crops and flips on one rank: a function of (run seed, epoch, rank) only."""
     return torch.Generator(device).manual_seed(epoch_seed(epoch, rank, Stream.AUGMENT))
-
-
-def check_settings(hp: Any) -> None:
-    """Reject values that cannot work, naming the setting, before anything is loaded."""
-    if not 0 <= hp.val_fraction < 1 or not 0 <= hp.test_fraction < 1:
-        raise UserError(
-            f"val_fraction={hp.val_fraction} and test_fraction={hp.test_fraction} must each be in [0, 1)"
-        )
-    for name in ("batch_size", "samples_per_class", "image_size"):
-        value = hp[name]
-        if value is not None and value < 1:
-            raise UserError(f"{name}={value} must be a positive whole number")
-    if isinstance(hp.val_samples_per_class, int) and hp.val_samples_per_class < 1:
-        raise UserError(
-            f"val_samples_per_class={hp.val_samples_per_class} must be a positive whole number, 'all' or null"
-        )
-    if hp.memory_limit_gb <= 0:
-        raise UserError(f"memory_limit_gb={hp.memory_limit_gb} must be positive")
-    if hp.crop_padding < 0 or (hp.num_workers or 0) < 0:
-        raise UserError(f"crop_padding={hp.crop_padding} and num_workers={hp.num_workers} must not be negative")
-
-
-def dataset_class_names(dataset: str, root: str, cache_dir: str | None = None) -> list[str]:
-    """Class names in label order, known before anything is loaded."""
-    if dataset == "digits":
-        return DIGITS_CLASSES
-    if dataset == "imagefolder":
-        return folder_class_names(root, cache_dir)
-    if dataset in TORCHVISION_DATASETS:
-        return TORCHVISION_DATASETS[dataset][1]
-    known = sorted([*TORCHVISION_DATASETS, "digits", "imagefolder"])
-    raise UserError(f"unknown dataset {dataset!r}: choose one of {known}")
-
-
-def resolve_classes(classes: list[int | str] | None, names: list[str]) -> list[int]:
-    """Class indices for a list of indices or names; all classes when None."""
-    if classes is None:
-        return list(range(len(names)))
-    ids = []
-    for entry in classes:
-        if isinstance(entry, str) and entry in names:
-            ids.append(names.index(entry))
-        elif isinstance(entry, int) and 0 <= entry < len(names):
-            ids.append(entry)
-        else:
-            raise UserError(
-                f"class {entry!r} is not in this dataset: use indices 0-{len(names) - 1} or names {names[:10]}"
-            )
-    if len(set(ids)) != len(ids) or len(ids) < 2:
-        raise UserError(f"classes={classes} must name at least two different classes, each once")
-    return ids

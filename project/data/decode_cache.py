@@ -6,14 +6,14 @@ loading the cached tensor takes well under a second.
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from project.data.image_folder import decode_files, list_images
 from project.data.image_set import ImageSet
 
-CACHE_FORMAT = 1  # bump when the cached layout changes, so old files are not read
+CACHE_FORMAT = 2  # bump when decoding changes (2: 16-bit images scaled; one tensor resize path), so old files go
 
 
 def folder_fingerprint(files: list[tuple[Path, int]], image_size: int | None) -> str:
@@ -25,9 +25,11 @@ def folder_fingerprint(files: list[tuple[Path, int]], image_size: int | None) ->
     return digest.hexdigest()
 
 
-def cached_image_folder(folder: Path, class_names: list[str], image_size: int | None, cache_dir: str) -> ImageSet:
-    """The folder's decoded images from the cache when the source is unchanged; decoded and cached otherwise."""
-    files = list_images(folder, class_names)
+def cached_decode(
+    folder: Path, files: list[tuple[Path, int]], image_size: int | None, cache_dir: str,
+    decode: Callable[[list[tuple[Path, int]], int | None], ImageSet],
+) -> ImageSet:
+    """`decode(files, image_size)` from the cache when the files are unchanged; decoded and cached otherwise."""
     folder_key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
     path = Path(cache_dir) / f"{folder.name}-{folder_key}-{folder_fingerprint(files, image_size)[:16]}.pt"
     if path.is_file():
@@ -36,11 +38,14 @@ def cached_image_folder(folder: Path, class_names: list[str], image_size: int | 
             return ImageSet(cached["images"], cached["labels"])
         except Exception:  # a damaged cache file (e.g. a killed write on another filesystem) is simply rebuilt
             pass
-    image_set = decode_files(files, image_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f"{folder.name}-{folder_key}-*.pt"):  # this folder's caches of older contents
-        stale.unlink(missing_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"images": image_set.images, "labels": image_set.labels}, temporary)
-    os.replace(temporary, path)  # atomic: a reader never sees half a file
+    image_set = decode(files, image_size)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f"{folder.name}-{folder_key}-*.pt"):  # this folder's caches of older contents
+            stale.unlink(missing_ok=True)
+        temporary = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"images": image_set.images, "labels": image_set.labels}, temporary)
+        os.replace(temporary, path)  # atomic: a reader never sees half a file
+    except OSError as error:  # a read-only or full disk: the run goes on, decoding again next time
+        print(f"note: the decode cache could not be written to {str(path.parent)!r} ({error.strerror})")
     return image_set

@@ -1,7 +1,8 @@
 """The classic path for image folders too large for memory: files decoded one by one in DataLoader workers.
 
 It yields the same uint8 (C, H, W) images as the in-memory path, so augmentation and normalization
-still run on whole batches on the model's device.
+still run on whole batches on the model's device. Every file's header was read when the folder was
+opened, so a file that fails here was damaged after its header (or changed since).
 """
 
 from dataclasses import dataclass
@@ -11,8 +12,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from project.data.batch_transforms import adapt_channels
-from project.data.image_folder import decode_image
+from project.data.batch_transforms import adapt_channels, resize
+from project.data.image_files import decode_image
 from project.errors import UserError
 
 
@@ -47,14 +48,15 @@ class FileImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         path = self.image_set.paths[index]
-        array = torch.from_numpy(decode_image(path, self.image_size))
-        image = array.permute(2, 0, 1) if array.ndim == 3 else array.unsqueeze(0)
-        if image.shape[1:] != self.shape[1:]:
+        image = decode_image(path).unsqueeze(0)
+        if self.image_size is not None:
+            image = resize(image, self.image_size)
+        if image.shape[2:] != self.shape[1:]:
             raise UserError(
-                f"image {str(path)!r} is {image.shape[2]}×{image.shape[1]} but the others are "
+                f"image {str(path)!r} is {image.shape[3]}×{image.shape[2]} but the others are "
                 f"{self.shape[2]}×{self.shape[1]}: set --data.image_size to resize them all to one size"
             )
-        return adapt_channels(image.unsqueeze(0), self.shape[0])[0], self.image_set.labels[index]
+        return adapt_channels(image, self.shape[0])[0], self.image_set.labels[index]
 
     def sample(self, count: int, seed: int) -> Tensor:
         """Up to `count` decoded images chosen by `seed`: enough to estimate normalization statistics."""

@@ -1,16 +1,73 @@
-"""The user's own images: `root/<class>/*.png|jpg`, or `root/train|val|test/<class>/...` with given splits."""
+"""The user's own images: `root/<class>/*.png|jpg`, or `root/train|val|test/<class>/...` with given splits.
 
+Opened when the DataModule is built, so its classes and image shape are those of the files themselves, and a
+missing, unreadable or corrupt file stops the run before anything is written: in memory every image is decoded
+(or read back from the decode cache); from disk every file's header is read.
+"""
+
+import os
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
+from project.data.batch_transforms import resize
+from project.data.decode_cache import cached_decode
+from project.data.file_images import FileImageSet
+from project.data.image_files import IMAGE_EXTENSIONS, decode_image, image_files, image_header
 from project.data.image_set import ImageSet
 from project.errors import UserError
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_FOLDERS = ("train", "val", "test")
+LabelledFiles = list[tuple[Path, int]]
+
+
+class ImageFolderSource:
+    """An image folder's classes, image shape (C, H, W) and splits, in memory or as file lists."""
+
+    def __init__(
+        self, root: str, image_size: int | None, cache_dir: str | None, in_memory: bool | None, memory_limit_gb: float
+    ) -> None:
+        self.class_names = folder_class_names(root, cache_dir)
+        folders = split_folders(root)
+        self.files = {split: labelled_files(path, self.class_names) for split, path in folders.items()}
+        count = sum(len(files) for files in self.files.values())
+        if in_memory is None:  # the decoded size, at the size of the first image (or image_size)
+            channels, height, width = image_header(self.files["train"][0][0])
+            decoded = count * channels * (image_size or height) * (image_size or width)
+            in_memory = decoded <= memory_limit_gb * 2**30
+        self.from_disk = not in_memory
+        if self.from_disk:
+            shapes = {split: header_shape(files, image_size) for split, files in self.files.items()}
+            self.loaded: dict[str, ImageSet] = {}
+        else:
+            self.loaded = {
+                split: decoded_split(folders[split], files, image_size, cache_dir)
+                for split, files in self.files.items()
+            }
+            shapes = {split: tuple(image_set.images.shape[1:]) for split, image_set in self.loaded.items()}
+        first = shapes["train"]
+        for split, shape in shapes.items():
+            if shape[1:] != first[1:]:
+                raise UserError(
+                    f"the {split} images are {shape[2]}×{shape[1]} but the training images {first[2]}×{first[1]}: "
+                    f"set --data.image_size to resize every split"
+                )
+        # Colour wins: a split with any colour image makes the data 3-channel (gray images are replicated).
+        self.shape = (max(shape[0] for shape in shapes.values()), first[1], first[2])
+
+    def prepare(self) -> None:
+        """Nothing to download: the folder was opened when the source was built."""
+
+    def load(self) -> tuple[ImageSet | FileImageSet, ImageSet | FileImageSet | None, ImageSet | FileImageSet | None]:
+        """(train, val, test): decoded tensors, or file lists from disk; None for a split folder that is absent."""
+        if self.from_disk:
+            sets = {
+                split: FileImageSet([path for path, _ in files], torch.tensor([label for _, label in files]))
+                for split, files in self.files.items()
+            }
+        else:
+            sets = self.loaded
+        return sets["train"], sets.get("val"), sets.get("test")
 
 
 def split_folders(root: str) -> dict[str, Path]:
@@ -19,6 +76,8 @@ def split_folders(root: str) -> dict[str, Path]:
     if not path.is_dir():
         problem = "is a file, not a folder" if path.exists() else "does not exist"
         raise UserError(f"image folder {root!r} {problem}: set --data.root to a folder of <class>/ image folders")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise UserError(f"cannot read the image folder {root!r} (permission denied): check its permissions")
     if (path / "train").is_dir():
         return {split: path / split for split in SPLIT_FOLDERS if (path / split).is_dir()}
     return {"train": path}
@@ -41,7 +100,7 @@ def folder_class_names(root: str, cache_dir: str | None = None) -> list[str]:
         raise UserError(
             f"image folder {str(train)!r} has no class folders: put each class's images in {train}/<class_name>/"
         )
-    empty = [folder.name for folder in folders if not any(is_image(path) for path in folder.rglob("*"))]
+    empty = [folder.name for folder in folders if not image_files(folder)]
     if empty:
         raise UserError(
             f"class folders {empty} in {str(train)!r} hold no images ({', '.join(sorted(IMAGE_EXTENSIONS))}): "
@@ -50,61 +109,52 @@ def folder_class_names(root: str, cache_dir: str | None = None) -> list[str]:
     return [folder.name for folder in folders]
 
 
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def list_images(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]:
+def labelled_files(folder: Path, class_names: list[str]) -> LabelledFiles:
     """(path, label) of every image file under `folder/<class>/`, in a stable order."""
     files = []
     for label, name in enumerate(class_names):
-        class_dir = folder / name
-        if class_dir.is_dir():
-            paths = sorted(p for p in class_dir.rglob("*") if is_image(p))
-            files += [(path, label) for path in paths]
+        if (folder / name).is_dir():
+            files += [(path, label) for path in image_files(folder / name)]
     if not files:
         raise UserError(f"image folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return files
 
 
-def decode_image(path: Path, image_size: int | None) -> np.ndarray:
-    """One image as a uint8 H×W×3 array (or H×W for grayscale), resized to a square `image_size` if set."""
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if image.mode in ("1", "L", "I", "I;16") else "RGB")
-            if image_size is not None and image.size != (image_size, image_size):
-                image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(image)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise UserError(f"cannot read image {str(path)!r} ({error}): remove or replace the file") from error
+def header_shape(files: LabelledFiles, image_size: int | None) -> tuple[int, int, int]:
+    """The (C, H, W) a split's files decode to, from their headers: every file is opened, none decoded."""
+    shapes = [image_header(path) for path, _ in files]
+    channels = max(shape[0] for shape in shapes)
+    if image_size is not None:
+        return channels, image_size, image_size
+    for (path, _), shape in zip(files, shapes, strict=True):
+        if shape[1:] != shapes[0][1:]:
+            raise UserError(size_mismatch(path, shape, files[0][0], shapes[0]))
+    return channels, shapes[0][1], shapes[0][2]
 
 
-def load_image_folder(folder: Path, class_names: list[str], image_size: int | None) -> ImageSet:
-    """Decode every image of one split folder into memory; all must share a size unless `image_size` is set."""
-    return decode_files(list_images(folder, class_names), image_size)
+def decoded_split(folder: Path, files: LabelledFiles, image_size: int | None, cache_dir: str | None) -> ImageSet:
+    if cache_dir is None:
+        return decode_files(files, image_size)
+    return cached_decode(folder, files, image_size, cache_dir, decode_files)
 
 
-def decode_files(files: list[tuple[Path, int]], image_size: int | None) -> ImageSet:
-    """Decode (path, label) pairs into one uint8 (N, C, H, W) tensor."""
-    arrays = [decode_image(path, image_size) for path, _ in files]
-    first_shape = arrays[0].shape[:2]
-    for (path, _), array in zip(files, arrays, strict=True):
-        if array.shape[:2] != first_shape:
-            raise UserError(
-                f"image {str(path)!r} is {array.shape[1]}×{array.shape[0]} but {str(files[0][0])!r} is "
-                f"{first_shape[1]}×{first_shape[0]}: set --data.image_size to resize them all to one size"
-            )
-    if any(array.ndim == 3 for array in arrays):  # mixed grayscale and colour: make all colour
-        arrays = [array if array.ndim == 3 else np.repeat(array[:, :, None], 3, axis=2) for array in arrays]
-        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-    else:
-        images = torch.from_numpy(np.stack(arrays)).unsqueeze(1)
+def decode_files(files: LabelledFiles, image_size: int | None) -> ImageSet:
+    """Decode (path, label) pairs into one uint8 (N, C, H, W) tensor; all must share a size unless `image_size`."""
+    images = [decode_image(path) for path, _ in files]
+    if image_size is not None:
+        images = [resize(image.unsqueeze(0), image_size)[0] for image in images]
+    for (path, _), image in zip(files, images, strict=True):
+        if image.shape[1:] != images[0].shape[1:]:
+            raise UserError(size_mismatch(path, tuple(image.shape), files[0][0], tuple(images[0].shape)))
+    channels = max(image.shape[0] for image in images)  # mixed grayscale and colour: make all colour
+    stacked = torch.stack([image.expand(channels, -1, -1) for image in images])
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    return ImageSet(images.contiguous(), labels)
+    return ImageSet(stacked.contiguous(), labels)
 
 
-def first_image_shape(root: str, class_names: list[str], image_size: int | None) -> tuple[int, int, int]:
-    """(C, H, W) of the folder's images, read from its first image, so the model can be built before loading."""
-    first_class = split_folders(root)["train"] / class_names[0]  # every class folder holds images
-    array = decode_image(min(p for p in first_class.rglob("*") if is_image(p)), image_size)
-    return (3 if array.ndim == 3 else 1, array.shape[0], array.shape[1])
+def size_mismatch(path: Path, shape: tuple, first: Path, first_shape: tuple) -> str:
+    return (
+        f"image {str(path)!r} is {shape[2]}×{shape[1]} but {str(first)!r} is {first_shape[2]}×{first_shape[1]}: "
+        f"set --data.image_size to resize them all to one size"
+    )
+

@@ -7,15 +7,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from project.checkpoints import find_checkpoint, load_checkpoint
+from project.checkpoints.files import find_checkpoint, load_checkpoint
 from project.data import ImageDataModule
 from project.data.batch_transforms import normalize
 from project.errors import UserError
 from project.modules import ImageClassifier, TransferClassifier
-
-# Backbone arguments that only say where initial weights came from; the checkpoint's state_dict replaces them,
-# and the file or download they name may not exist on the machine that runs inference.
-INITIAL_WEIGHT_ARGS = ("weights", "weights_file")
 
 
 @dataclass
@@ -71,17 +67,10 @@ def build_model(path: Path, hparams: dict[str, Any]) -> ImageClassifier:
 
     Mapped to the CPU first, so a checkpoint written on a GPU loads on a machine without one.
     """
-    overrides: dict[str, Any] = {}
-    if hparams.get("backbone_args"):
-        overrides["backbone_args"] = {
-            key: value for key, value in hparams["backbone_args"].items() if key not in INITIAL_WEIGHT_ARGS
-        }
     try:
         if "strategy" in hparams:  # a fine-tuned TransferClassifier: its backbone weights are in the state_dict too
-            return TransferClassifier.load_from_checkpoint(
-                path, map_location="cpu", weights_only=True, pretrained=None, **overrides
-            )
-        return ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
+            return TransferClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        return ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except RuntimeError as error:  # load_state_dict: weights that do not fit the architecture the file names
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(

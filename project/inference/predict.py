@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from project.errors import UserError
-from project.inference.images import UNREADABLE, image_files, read_image
+from project.inference.images import input_files, read_image
 from project.inference.loading import Classifier, inference_device, load_classifier
 
 BATCH_SIZE = 64  # images decoded and predicted at a time: bounds memory for folders of any size
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"--top_k {args.top_k} must be at least 1")
         if args.output is not None and args.output.is_dir():
             raise UserError(f"--output {str(args.output)!r} is a folder: give a CSV file name")
-        files = image_files(args.inputs)
+        files = input_files(args.inputs)
         classifier = load_classifier(args.ckpt, inference_device(args.device))
         top_k = min(args.top_k, len(classifier.class_names))
         predictions = []
@@ -59,8 +59,8 @@ def predict(classifier: Classifier, files: list[Path], top_k: int) -> Iterator[P
             try:
                 images.append(read_image(path, classifier.input_shape))
                 read.append(path)
-            except UNREADABLE as error:
-                print(f"skipped {str(path)!r}: not a readable image ({error})", file=sys.stderr)
+            except UserError as error:  # one unreadable file is skipped, not the whole run
+                print(f"skipped: {error}", file=sys.stderr)
         if not images:
             continue
         probabilities = torch.softmax(classifier.logits(torch.stack(images)), dim=1).cpu()

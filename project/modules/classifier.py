@@ -161,6 +161,7 @@ class ImageClassifier(LightningModule):
         A diverging run can step to NaN weights while its loss was still finite; checked here, at each save,
         rather than after every optimizer step, so the check costs nothing between checkpoints.
         """
+        checkpoint["model_class"] = type(self).__name__  # which class reads it back (scripts/evaluate.py, resume)
         broken = [k for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()]
         if broken:
             raise UserError(

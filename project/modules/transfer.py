@@ -1,15 +1,14 @@
 """The fine-tuning LightningModule: a pretrained backbone under a new head sized for the target task."""
 
-import hashlib
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from project.checkpoints import find_checkpoint, load_backbone_weights, load_checkpoint
+from project.checkpoints.pretrained import PretrainedBackbone
 from project.errors import UserError
 from project.models import BackboneName
 from project.modules.classifier import ImageClassifier
@@ -17,14 +16,18 @@ from project.modules.finetuning_plan import FinetuningPlan, Strategy
 
 
 class TransferClassifier(ImageClassifier):
-    """An ImageClassifier whose backbone starts from a pretraining checkpoint, trained by a fine-tuning strategy.
+    """An ImageClassifier whose backbone starts from pretrained weights, trained by a fine-tuning strategy.
 
-    The architecture (backbone name and arguments) is read from the checkpoint, so the fine-tuning
-    config need not repeat it; the head is always new, sized by the target data's `num_classes`.
+    The module does no file I/O: `pretrained` names the source (recorded, and the fine-tuning plan depends on
+    whether there is one) and `load_pretrained` receives its weights. scripts/finetune.py reads the source,
+    takes the architecture from it (the config need not repeat it) and loads it; in Python,
+    `TransferClassifier.from_pretrained(location, ...)` does the same. The head is always new, sized by the
+    target data's `num_classes`.
 
     Args:
-        pretrained: a .ckpt file, a run folder or an experiment folder (its newest best checkpoint);
-            null trains the same model from scratch, the baseline a transfer must beat.
+        pretrained: a pretraining run's checkpoint (a .ckpt file, a run folder or an experiment folder: its
+            selected checkpoint), a torchvision state dict file, or `torchvision:<WEIGHTS>` (e.g.
+            `torchvision:IMAGENET1K_V1`); null trains the same model from scratch, the baseline to beat.
         strategy: `linear_probe` (frozen backbone, BatchNorm statistics included), `full` (everything
             trains), `gradual` (blocks unfreeze from the top at `unfreeze_at` epochs), `lp_ft` (linear
             probe for `lp_fraction` of the epochs, then everything at `ft_lr_ratio` × the lr, each phase under
@@ -50,42 +53,48 @@ class TransferClassifier(ImageClassifier):
         pretrained_sha256: str | None = None,
         backbone: BackboneName | None = None,
         backbone_args: dict[str, Any] | None = None,
-        input_shape: tuple[int, int, int] = (1, 28, 28),
         **kwargs: Any,
     ) -> None:
-        checkpoint = None
-        if pretrained is not None:
-            pretrained = str(find_checkpoint(pretrained, "best"))
-            pretrained_sha256 = checked_sha256(pretrained, pretrained_sha256)
-            checkpoint = load_checkpoint(pretrained)
-            backbone, backbone_args = pretrained_architecture(
-                checkpoint, pretrained, backbone, backbone_args, input_shape
-            )
-        backbone = backbone or "cnn"
-        super().__init__(backbone=backbone, backbone_args=backbone_args, input_shape=input_shape, **kwargs)
-        # Record what was resolved, not what was asked for (LightningCLI saves the config as given), so the
-        # checkpoint names its architecture and the exact pretrained file even when the config left them open.
-        self.hparams.update(
-            pretrained=pretrained, pretrained_sha256=pretrained_sha256, backbone=backbone, backbone_args=backbone_args
-        )
+        backbone = backbone or "cnn"  # null: the source's (filled in by the script), or else the article's CNN
+        super().__init__(backbone=backbone, backbone_args=backbone_args, **kwargs)
         blocks = self.backbone.blocks()
         if not 0 <= reinit_blocks <= len(blocks):
             raise UserError(f"reinit_blocks={reinit_blocks} must be between 0 and the backbone's {len(blocks)} blocks")
-        if checkpoint is not None:
-            load_backbone_weights(self.backbone, checkpoint, pretrained)
-            reinitialize(blocks[len(blocks) - reinit_blocks :])
-        self.provenance = provenance(pretrained, pretrained_sha256, checkpoint)
-        new_blocks = reinit_blocks if checkpoint is not None else 0
+        self.provenance: dict[str, Any] = {}
+        self.pretrained_weights_loaded = False
         self.plan = FinetuningPlan(
             strategy=strategy, num_blocks=len(blocks), backbone_lr_ratio=backbone_lr_ratio, layer_decay=layer_decay,
             unfreeze_at=tuple(unfreeze_at or (5,)), lp_fraction=lp_fraction, ft_lr_ratio=ft_lr_ratio,
-            new_blocks=new_blocks,
+            new_blocks=reinit_blocks if pretrained is not None else 0,
         )
         check_plan(self.plan)
         if strategy == "linear_probe":  # the pretrained blocks never train: skip their gradients altogether
             self.backbone.requires_grad_(False)
             for block in blocks[self.plan.pretrained_blocks :]:
                 block.requires_grad_(True)
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained: str, pretrained_sha256: str | None = None, **kwargs: Any
+    ) -> "TransferClassifier":
+        """The model on the pretrained source `pretrained`, its architecture read from the source."""
+        backbone, backbone_args = kwargs.pop("backbone", None), kwargs.pop("backbone_args", None)
+        source = PretrainedBackbone.open(pretrained, backbone, backbone_args, pretrained_sha256)
+        model = cls(pretrained=source.source, pretrained_sha256=source.sha256, backbone=source.backbone,
+                    backbone_args=source.backbone_args, **kwargs)
+        model.load_pretrained(source)
+        return model
+
+    def load_pretrained(self, source: PretrainedBackbone) -> None:
+        """Start from `source`'s weights: the backbone copied strictly, the top `reinit_blocks` drawn afresh."""
+        if self.hparams.pretrained is None:
+            raise ValueError("load_pretrained on a model built with pretrained=None (the scratch baseline)")
+        source.check_input_shape(self.hparams.input_shape)
+        rank_zero_info(f"backbone {source.copy_into(self.backbone)}")
+        blocks = self.backbone.blocks()
+        reinitialize(blocks[len(blocks) - self.hparams.reinit_blocks :])
+        self.provenance = source.provenance
+        self.pretrained_weights_loaded = True
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The head, then one group per backbone block, all created up front (gated by lr, never added later)."""
@@ -131,6 +140,11 @@ class TransferClassifier(ImageClassifier):
             block.train(self.plan.block_trains(index, epoch))
 
     def on_fit_start(self) -> None:
+        if self.hparams.pretrained is not None and not self.pretrained_weights_loaded:
+            raise UserError(
+                f"pretrained={self.hparams.pretrained!r} was given but its weights were never loaded: build the "
+                f"model with TransferClassifier.from_pretrained(...), or run scripts/finetune.py"
+            )
         if self.provenance and isinstance(self.logger, TensorBoardLogger):
             text = json.dumps(self.provenance, indent=2, default=str)
             self.logger.experiment.add_text("provenance", "\n".join(f"    {line}" for line in text.splitlines()))
@@ -138,6 +152,11 @@ class TransferClassifier(ImageClassifier):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["provenance"] = self.provenance
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint holds the whole trained model: the pretrained file is not read again."""
+        self.provenance = checkpoint.get("provenance", {})
+        self.pretrained_weights_loaded = True
 
 
 def reinitialize(blocks: list[nn.Module]) -> None:
@@ -157,53 +176,3 @@ def check_plan(plan: FinetuningPlan) -> None:
         )
     if any(b < a for a, b in zip(plan.unfreeze_at, plan.unfreeze_at[1:], strict=False)) or min(plan.unfreeze_at) < 0:
         raise UserError(f"unfreeze_at={list(plan.unfreeze_at)} must be epochs >= 0 in increasing order")
-
-
-def checked_sha256(path: str, expected: str | None) -> str:
-    """The file's sha256; if `expected` is given the file must match it (the run being reproduced used it)."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else ""
-    if expected is not None and digest != expected:
-        raise UserError(
-            f"{path!r} has sha256 {digest[:12]}… but pretrained_sha256 asks for {expected[:12]}…: the pretrained "
-            f"checkpoint changed; point --model.pretrained at the original file or drop --model.pretrained_sha256"
-        )
-    return digest
-
-
-def provenance(path: str | None, sha256: str | None, checkpoint: dict[str, Any] | None) -> dict[str, Any]:
-    """Where the backbone came from: the file, its hash, and the pretraining run's config and hyperparameters."""
-    if path is None or checkpoint is None:
-        return {}
-    config_file = Path(path).parent.parent / "config.yaml"  # <run>/checkpoints/x.ckpt -> <run>/config.yaml
-    return {
-        "pretrained_checkpoint": str(path),
-        "sha256": sha256,
-        "pretraining_hparams": dict(checkpoint.get("hyper_parameters", {})),
-        "pretraining_config": config_file.read_text() if config_file.is_file() else None,
-    }
-
-
-def pretrained_architecture(
-    checkpoint: dict[str, Any],
-    path: str | Path,
-    backbone: str | None,
-    backbone_args: dict[str, Any] | None,
-    input_shape: tuple[int, int, int],
-) -> tuple[str, dict[str, Any] | None]:
-    """The backbone name and arguments a checkpoint was trained with, checked against the config and the data."""
-    hparams = checkpoint.get("hyper_parameters", {})
-    if "backbone" not in hparams or "input_shape" not in hparams:
-        raise UserError(f"{str(path)!r} is not a checkpoint of this project's models (no backbone hyperparameters)")
-    saved, saved_args = hparams["backbone"], hparams.get("backbone_args")
-    if (backbone is not None and backbone != saved) or (backbone_args is not None and backbone_args != saved_args):
-        raise UserError(
-            f"{str(path)!r} holds a {saved!r} backbone with args {saved_args} but the config asks for {backbone!r} "
-            f"with {backbone_args}: drop --model.backbone (it is read from the checkpoint) or use a matching checkpoint"
-        )
-    if tuple(hparams["input_shape"]) != tuple(input_shape):
-        channels, size, _ = hparams["input_shape"]
-        raise UserError(
-            f"{str(path)!r} was pretrained on {tuple(hparams['input_shape'])} (C, H, W) images but the data gives "
-            f"{tuple(input_shape)}: set --data.channels={channels} --data.image_size={size}"
-        )
-    return saved, saved_args

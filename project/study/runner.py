@@ -6,7 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
-from project.checkpoints import find_checkpoint
+from project.checkpoints.files import find_checkpoint
 from project.cli import CONFIG_DIR, fit_and_test
 from project.errors import UserError
 from project.modules import TransferClassifier

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import nn
 
 from project.errors import UserError
 
@@ -57,15 +56,21 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
     )
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with `weights_only=True`, so a file carrying code is refused instead of run."""
-    if not Path(path).is_file():
+def read_torch_file(path: str | Path) -> Any:
+    """A file written by torch.save, read with `weights_only=True`, so a file carrying code is refused, not run."""
+    path = Path(path)
+    if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot read {str(path)!r} ({error.strerror}): check its permissions") from error
     # torch.save writes a zip archive: anything else is truncated (the zip index sits at the end) or not a checkpoint.
     if not zipfile.is_zipfile(path):
         raise UserError(f"{str(path)!r} is not a readable checkpoint (truncated, or another kind of file)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise UserError(
             f"refused to load {str(path)!r}: it holds objects other than weights and plain values, "
@@ -73,31 +78,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise UserError(f"{str(path)!r} is not a readable checkpoint: {error}") from error
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint, read safely (see `read_torch_file`)."""
+    checkpoint = read_torch_file(path)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{str(path)!r} is not a Lightning checkpoint (it has no state_dict)")
     return checkpoint
-
-
-def backbone_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The `backbone.` part of a model's state dict, with the prefix removed."""
-    prefix = "backbone."
-    return {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
-
-
-def load_backbone_weights(backbone: nn.Module, checkpoint: dict[str, Any], path: str | Path) -> None:
-    """Copy pretrained weights into `backbone`, strictly: any missing, unexpected or reshaped key is an error."""
-    state = backbone_state(checkpoint)
-    own = backbone.state_dict()
-    missing = sorted(own.keys() - state.keys())
-    unexpected = sorted(state.keys() - own.keys())
-    reshaped = [
-        f"{key} {tuple(state[key].shape)} vs {tuple(own[key].shape)}"
-        for key in sorted(own.keys() & state.keys())
-        if state[key].shape != own[key].shape
-    ]
-    if missing or unexpected or reshaped:
-        raise UserError(
-            f"{str(path)!r} does not fit this backbone: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"other shape {reshaped[:5]}; use a checkpoint of the same architecture"
-        )
-    backbone.load_state_dict(state)

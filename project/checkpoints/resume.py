@@ -1,0 +1,90 @@
+"""Resuming a run: which checkpoint, which run folder it continues in, and whether it fits the model built now.
+
+Everything here is decided before the Trainer exists, so a resume that cannot work stops with a one-line
+error and writes nothing into the run it names.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningModule
+
+from project.checkpoints.files import find_checkpoint, load_checkpoint, version_number
+from project.errors import UserError
+
+# The hyperparameters that fix a model's shape: a checkpoint differing in any of them cannot be resumed.
+ARCHITECTURE_KEYS = ("backbone", "backbone_args", "num_classes", "input_shape", "class_names")
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A checkpoint to resume and the run folder it belongs to (None: a file kept outside any run folder)."""
+
+    path: Path
+    checkpoint: dict[str, Any]
+    run_folder: Path | None
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return self.checkpoint.get("hyper_parameters", {})
+
+
+def find_resume(ckpt_path: str | None, output_dir: str, experiment: str) -> Resume | None:
+    """`last`: the experiment's newest complete last.ckpt; a path: that file (or run folder's), read safely."""
+    if ckpt_path is None:
+        return None
+    experiment_dir = Path(output_dir) / experiment
+    if ckpt_path == "last" and not experiment_dir.is_dir():
+        raise UserError(
+            f"nothing to resume: {str(experiment_dir)!r} holds no run of experiment {experiment!r} "
+            f"(check --experiment and --output_dir), or drop --ckpt_path to start a new run"
+        )
+    path = find_checkpoint(experiment_dir if ckpt_path == "last" else ckpt_path, "last")
+    checkpoint = load_checkpoint(path)  # a clear error now for a damaged file, or one that would run code
+    in_run = path.parent.name == "checkpoints" and re.fullmatch(r"version_\d+", path.parent.parent.name)
+    return Resume(path, checkpoint, path.parent.parent if in_run else None)
+
+
+def run_folder_parts(run_folder: Path) -> tuple[str, str, int]:
+    """(output_dir, experiment, version) of `<output_dir>/<experiment>/version_N`."""
+    return str(run_folder.parent.parent), run_folder.parent.name, version_number(run_folder)
+
+
+def model_class_name(checkpoint: dict[str, Any]) -> str:
+    """The LightningModule class that wrote `checkpoint` (older checkpoints: told apart by their hyperparameters)."""
+    recorded = checkpoint.get("model_class")
+    if recorded:
+        return recorded
+    return "TransferClassifier" if "strategy" in checkpoint.get("hyper_parameters", {}) else "ImageClassifier"
+
+
+def check_resume_fits(resume: Resume, model: LightningModule) -> None:
+    """The checkpoint must be of the same class and architecture as `model` (classes and input shape included)."""
+    saved_class, own_class = model_class_name(resume.checkpoint), type(model).__name__
+    differing = [
+        f"{key} {resume.hparams.get(key)!r} vs {model.hparams.get(key)!r}"
+        for key in ARCHITECTURE_KEYS
+        if normalized(resume.hparams.get(key)) != normalized(model.hparams.get(key))
+    ]
+    own = model.state_dict()
+    saved = resume.checkpoint["state_dict"]
+    reshaped = [key for key in own.keys() & saved.keys() if own[key].shape != saved[key].shape]
+    if saved_class != own_class or differing or reshaped or own.keys() != saved.keys():
+        what = f"a {saved_class}" if saved_class != own_class else "another model"
+        detail = "; ".join(differing[:3]) or f"weights {sorted(set(own) ^ set(saved) | set(reshaped))[:3]}"
+        raise UserError(
+            f"cannot resume from {str(resume.path)!r}: it holds {what} than this run builds ({own_class}; {detail}); "
+            f"resume with the script and settings that wrote it (its config.yaml is in its run folder), or drop "
+            f"--ckpt_path to start a new run"
+        )
+
+
+def normalized(value: Any) -> Any:
+    """Tuples and lists compare alike (YAML gives lists, hyperparameters may hold tuples)."""
+    if isinstance(value, tuple | list):
+        return [normalized(item) for item in value]
+    if isinstance(value, dict):
+        return {key: normalized(item) for key, item in value.items()}
+    return value

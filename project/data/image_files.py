@@ -1,0 +1,68 @@
+"""Image files: the one walker that finds them and the one decoder that reads them, for training and inference alike.
+
+Every image becomes a uint8 (C, H, W) tensor, C = 1 for grayscale files and 3 for everything else, so a
+model sees the same pixels from an image folder, a prediction input or an export check.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from project.errors import UserError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L"}  # 16-bit PNG/TIFF: scaled to 8 bits, not clamped at 255
+# What PIL raises for a file it cannot decode: not an image (UnidentifiedImageError is an OSError), truncated,
+# an unsupported mode, or more pixels than its decompression-bomb guard allows (a 22 kB PNG can claim 180 M).
+UNREADABLE = (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError)
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under `folder`, recursively, sorted by path; a folder it cannot read, or a link to a file
+    that is gone, is an error naming it (rather than silently fewer images)."""
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UserError(f"cannot read the folder {str(folder)!r} (permission denied): check its permissions")
+    files = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+            raise UserError(f"cannot read the folder {str(path)!r} (permission denied): check its permissions")
+        if not is_image(path):
+            continue
+        if path.is_symlink() and not path.exists():
+            raise UserError(f"image {str(path)!r} is a link to a file that does not exist: remove or replace it")
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+def decode_image(path: Path) -> Tensor:
+    """The image as uint8 (C, H, W): gray modes (16-bit ones scaled to 8 bits) give C = 1, all others RGB."""
+    try:
+        with Image.open(path) as image:
+            if image.mode in SIXTEEN_BIT_MODES:
+                array = np.asarray(image, dtype=np.float64) * (255 / 65535)
+                return torch.from_numpy(array.round().clip(0, 255).astype(np.uint8)).unsqueeze(0)
+            array = np.array(image.convert("L" if image.mode in GRAY_MODES else "RGB"))
+    except UNREADABLE as error:
+        raise UserError(f"cannot read image {str(path)!r} ({error}): remove or replace the file") from error
+    tensor = torch.from_numpy(array)
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+def image_header(path: Path) -> tuple[int, int, int]:
+    """(C, H, W) of an image from its header alone (nothing decoded): the file is there, readable, an image."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            return (1 if image.mode in GRAY_MODES else 3, height, width)
+    except UNREADABLE as error:
+        raise UserError(f"cannot read image {str(path)!r} ({error}): remove or replace the file") from error

@@ -1,0 +1,44 @@
+"""Checks of the DataModule's settings, raised where a bad value enters, before anything is loaded."""
+
+from typing import Any
+
+from project.errors import UserError
+
+
+def check_settings(hp: Any) -> None:
+    """Reject values that cannot work, naming the setting, before anything is loaded."""
+    if not 0 <= hp.val_fraction < 1 or not 0 <= hp.test_fraction < 1:
+        raise UserError(
+            f"val_fraction={hp.val_fraction} and test_fraction={hp.test_fraction} must each be in [0, 1)"
+        )
+    for name in ("batch_size", "samples_per_class", "image_size"):
+        value = hp[name]
+        if value is not None and value < 1:
+            raise UserError(f"{name}={value} must be a positive whole number")
+    if isinstance(hp.val_samples_per_class, int) and hp.val_samples_per_class < 1:
+        raise UserError(
+            f"val_samples_per_class={hp.val_samples_per_class} must be a positive whole number, 'all' or null"
+        )
+    if hp.memory_limit_gb <= 0:
+        raise UserError(f"memory_limit_gb={hp.memory_limit_gb} must be positive")
+    if hp.crop_padding < 0 or (hp.num_workers or 0) < 0:
+        raise UserError(f"crop_padding={hp.crop_padding} and num_workers={hp.num_workers} must not be negative")
+
+
+def resolve_classes(classes: list[int | str] | None, names: list[str]) -> list[int]:
+    """Class indices for a list of indices or names; all classes when None."""
+    if classes is None:
+        return list(range(len(names)))
+    ids = []
+    for entry in classes:
+        if isinstance(entry, str) and entry in names:
+            ids.append(names.index(entry))
+        elif isinstance(entry, int) and 0 <= entry < len(names):
+            ids.append(entry)
+        else:
+            raise UserError(
+                f"class {entry!r} is not in this dataset: use indices 0-{len(names) - 1} or names {names[:10]}"
+            )
+    if len(set(ids)) != len(ids) or len(ids) < 2:
+        raise UserError(f"classes={classes} must name at least two different classes, each once")
+    return ids

@@ -1,0 +1,142 @@
+"""scripts/transferability.py: rank pretrained backbones for a target task in seconds, before any fine-tuning.
+
+Each source's frozen features are scored on the target's labelled images (the label budget of the fine-tuning
+config: its training and validation images, never the test split) next to the same architecture with random
+weights: features no better than random ones are the sign, found the hard way on the digits pair, that
+fine-tuning will at best tie training from scratch.
+"""
+
+import inspect
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from jsonargparse import ArgumentParser
+
+from project.checkpoints.pretrained import PretrainedBackbone
+from project.data import ImageDataModule
+from project.errors import UserError, exits_on_user_error
+from project.models import build_backbone
+from project.seeding import Stream, derived_seed
+from project.shipped_configs import config_path
+from project.transferability.scores import FeatureScores, score_features
+
+SCORE_NAMES = ("LogME", "k-NN acc", "probe acc")
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    source: str
+    backbone: str
+    pretrained: FeatureScores
+    random: list[FeatureScores]  # one per random initialization
+    labelled: tuple[int, int]  # (training, validation) labelled images
+
+    def better_than_random(self) -> list[bool]:
+        """Per score: is the pretrained one above every random initialization's?"""
+        return [
+            getattr(self.pretrained, field) > max(getattr(scores, field) for scores in self.random)
+            for field in ("logme", "knn_accuracy", "probe_accuracy")
+        ]
+
+
+def main(args: list[str] | None = None) -> None:
+    with exits_on_user_error():
+        config = parse(build_parser(), sys.argv[1:] if args is None else args)
+        start = time.perf_counter()
+        reports = [check_source(source, config) for source in config.sources]
+    print(ranked_table(reports))
+    for report in sorted(reports, key=lambda r: r.pretrained.logme, reverse=True):
+        print(verdict(report))
+    print(f"scored in {time.perf_counter() - start:.1f} s")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        description="Score how well pretrained backbones' frozen features fit a target task, next to random weights. "
+        "The --data.* settings default to the fine-tuning config's data section (not the defaults shown below)."
+    )
+    parser.add_argument("--finetune_config", type=str, default=str(config_path("digits_finetune.yaml")),
+                        help="the fine-tuning config that defines the target task (its data section)")
+    parser.add_argument("--sources", type=list[str] | None, default=None,
+                        help="checkpoints, run or experiment folders, torchvision state-dict files or "
+                        "torchvision:<WEIGHTS> (default: the config's model.pretrained)")
+    parser.add_argument("--random_inits", type=int, default=3, help="random initializations to compare with")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random initializations and the probe's CV")
+    parser.add_class_arguments(ImageDataModule, "data")
+    return parser
+
+
+def parse(parser: ArgumentParser, args: list[str]):
+    """Parsed twice: first for --finetune_config, then with its data section (and model.pretrained) as defaults,
+    so --data.* changes only what it names."""
+    first = parser.parse_args(args)
+    path = Path(first.finetune_config)
+    if not path.is_file():
+        raise UserError(f"--finetune_config {str(path)!r} does not exist: name a fine-tuning config file")
+    finetune = yaml.safe_load(path.read_text()) or {}
+    known = inspect.signature(ImageDataModule).parameters
+    parser.set_defaults({f"data.{k}": v for k, v in (finetune.get("data") or {}).items() if k in known})
+    config = parser.parse_args(args)
+    model = finetune.get("model") or {}
+    config.sources = config.sources or ([model["pretrained"]] if model.get("pretrained") else [])
+    if not config.sources:
+        raise UserError(f"{str(path)!r} names no model.pretrained: give the backbones to score with --sources")
+    if config.random_inits < 1:
+        raise UserError(f"--random_inits {config.random_inits} must be at least 1")
+    config.backbone = model.get("backbone")  # what torchvision weights are for
+    return config
+
+
+def check_source(location: str, config) -> SourceReport:
+    source = PretrainedBackbone.open(location, config.backbone)
+    settings = config.data.as_dict()
+    if source.input_shape is not None:  # the images the backbone was pretrained on
+        settings["channels"], settings["image_size"] = source.input_shape[0], source.input_shape[1]
+    data = ImageDataModule(**settings)
+    data.prepare_data()
+    data.setup("fit")
+    backbone = build_backbone(source.backbone, data.input_shape, source.backbone_args)
+    source.copy_into(backbone)
+    pretrained = score_features(backbone, data, config.seed)
+    random = []
+    for index in range(config.random_inits):
+        torch.manual_seed(derived_seed(config.seed, Stream.RANDOM_INIT, index))
+        random.append(score_features(build_backbone(source.backbone, data.input_shape, source.backbone_args), data,
+                                     config.seed))
+    return SourceReport(source.source, source.backbone, pretrained, random, (len(data.train_set), len(data.val_set)))
+
+
+def ranked_table(reports: list[SourceReport]) -> str:
+    """Sources by LogME, best first, each followed by its architecture with random weights (mean ± std)."""
+    train, val = reports[0].labelled
+    lines = [
+        f"| source ({train} training + {val} validation labelled images) | weights | " + " | ".join(SCORE_NAMES) + " |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for report in sorted(reports, key=lambda r: r.pretrained.logme, reverse=True):
+        p = report.pretrained
+        scores = f"{p.logme:.3f} | {p.knn_accuracy:.3f} | {p.probe_accuracy:.3f}"
+        lines.append(f"| {report.source} | pretrained | {scores} |")
+        cells = []
+        for field in ("logme", "knn_accuracy", "probe_accuracy"):
+            values = [getattr(scores, field) for scores in report.random]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} ± {spread:.3f}")
+        random = f"random ×{len(report.random)}"
+        lines.append(f"| {report.backbone}, same architecture | {random} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdict(report: SourceReport) -> str:
+    better = report.better_than_random()
+    if all(better):
+        return (f"{report.source}: above every random initialization on all {len(better)} scores: its features "
+                f"carry something for this target; fine-tuning from it is worth measuring (scripts/study.py)")
+    worse = [name for name, ok in zip(SCORE_NAMES, better, strict=True) if not ok]
+    return (f"FLAG {report.source}: no better than random weights of the same architecture on {', '.join(worse)}: "
+            f"expect fine-tuning from it to tie or lose to training from scratch")
