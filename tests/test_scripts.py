@@ -132,9 +132,8 @@ def test_imagefolder_data_runs_end_to_end(tmp_path, monkeypatch, image_folder):
     assert 0 <= metrics["test/acc"] <= 1
 
 
-FINETUNE_CONFIGS = {
-    "digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml", "resnet18_imagefolder.yaml"
-}
+PAIR_FINETUNE_CONFIGS = ["digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml"]
+FINETUNE_CONFIGS = {*PAIR_FINETUNE_CONFIGS, "resnet18_imagefolder.yaml"}
 STUDY_CONFIGS = {"study_digits.yaml"}
 
 
@@ -151,7 +150,7 @@ def test_every_config_file_parses(config, capsys):
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in (CONFIG_DIR / "strategy").glob("*.yaml")))
-@pytest.mark.parametrize("base", ["digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml"])
+@pytest.mark.parametrize("base", PAIR_FINETUNE_CONFIGS)
 def test_every_strategy_overlay_parses_after_each_finetune_config(base, overlay, capsys):
     args = ["--config", str(CONFIG_DIR / base), "--config", str(CONFIG_DIR / "strategy" / overlay), "--print_config"]
     with pytest.raises(SystemExit) as exit_info:
