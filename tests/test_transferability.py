@@ -1,0 +1,121 @@
+"""Feature probes (LogME, k-NN, logistic regression) against references, and the transferability check end to end."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from tiny_settings import TINY_CNN, TINY_RUN
+
+from project.cli import run_experiment
+from project.feature_probes.knn import knn_accuracy
+from project.feature_probes.logistic import fit_logistic_probe
+from project.feature_probes.logme import logme_score
+from project.modules import ImageClassifier
+from project.transferability.main import SourceReport, main, verdict
+from project.transferability.scores import FeatureScores
+
+
+def clustered(n: int, d: int, classes: int, spread: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` features in `d` dimensions around one random centre per class; `spread` is the noise around it."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    centres = torch.randn(classes, d, generator=generator)
+    return centres[labels] + spread * torch.randn(n, d, generator=generator), labels
+
+
+def logme_by_eigendecomposition(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """LogME as published (You et al. 2021): the D×D eigendecomposition of F^T F and MacKay's updates."""
+    f = features.double()
+    n, d = f.shape
+    sigma, v = torch.linalg.eigh(f.T @ f)
+    sigma = sigma.clamp_min(0)
+    evidences = []
+    for label in labels.unique():
+        y = (labels == label).double()
+        projected, alpha, beta = v.T @ (f.T @ y), 1.0, 1.0
+        for _ in range(20):
+            gamma = float((beta * sigma / (alpha + beta * sigma)).sum())
+            m = v @ (beta * projected / (alpha + beta * sigma))
+            weight_norm, residual = float(m @ m), float(((y - f @ m) ** 2).sum())
+            new_alpha, new_beta = gamma / (weight_norm + 1e-5), (n - gamma) / (residual + 1e-5)
+            done = abs(new_alpha / new_beta - alpha / beta) / (alpha / beta) < 0.01
+            alpha, beta = new_alpha, new_beta
+            if done:
+                break
+        log_det = float(torch.log(alpha + beta * sigma).sum())
+        evidence = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - 0.5 * log_det
+                    - beta / 2 * residual - alpha / 2 * weight_norm - n / 2 * math.log(2 * math.pi))
+        evidences.append(evidence / n)
+    return sum(evidences) / len(evidences)
+
+
+@pytest.mark.parametrize(("n", "d"), [(40, 128), (300, 16)], ids=["fewer_images_than_features", "more_images"])
+def test_logme_equals_the_published_eigendecomposition_form(n, d):
+    features, labels = clustered(n, d, classes=4, spread=1.0)
+    assert logme_score(features, labels) == pytest.approx(logme_by_eigendecomposition(features, labels), abs=1e-9)
+
+
+def test_logme_and_knn_rank_class_structured_features_above_noise():
+    structured, labels = clustered(100, 32, classes=5, spread=0.5)
+    noise = torch.randn(100, 32, generator=torch.Generator().manual_seed(1))
+    assert logme_score(structured, labels) > logme_score(noise, labels)
+    assert knn_accuracy(structured, labels) == 1.0 and knn_accuracy(noise, labels) < 0.5
+
+
+def test_knn_leaves_each_sample_out():
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # Each sample's only other neighbour is of the other class: with itself counted it would score 1.
+    assert knn_accuracy(features, torch.tensor([0, 1]), k=1) == 0.0
+
+
+def test_the_logistic_probe_is_sklearns_optimum_at_the_penalty_cross_validation_chose():
+    features, labels = clustered(30, 64, classes=3, spread=2.0)
+    probe = fit_logistic_probe(features, labels)
+    x = features.double().numpy()
+    mean, std = x.mean(0), x.std(0) + 1e-8
+    direct = LogisticRegression(C=probe.penalty_c, max_iter=5000, tol=1e-10).fit((x - mean) / std, labels.numpy())
+    queries = torch.randn(10, 64, generator=torch.Generator().manual_seed(3))
+    direct_logits = direct.decision_function((queries.double().numpy() - mean) / std)
+    probe_logits = (queries @ probe.weight.T + probe.bias).numpy()
+    np.testing.assert_allclose(probe_logits, direct_logits, atol=2e-3)  # the projection onto the data's span is exact
+    assert probe.cv_accuracy is not None and 0 <= probe.cv_accuracy <= 1
+
+
+def test_with_one_image_in_a_class_the_probe_takes_the_default_penalty():
+    features, labels = clustered(7, 8, classes=3, spread=0.1)  # class 0 has 3, 1 has 2, 2 has 2
+    probe = fit_logistic_probe(features[:5], torch.tensor([0, 0, 1, 1, 2]))
+    assert probe.penalty_c == 1.0 and probe.cv_accuracy is None
+
+
+def scores(logme: float, knn: float, probe: float) -> FeatureScores:
+    return FeatureScores(logme, knn, probe)
+
+
+def test_the_verdict_flags_a_source_no_better_than_random_weights():
+    random = [scores(0.1, 0.5, 0.5), scores(0.2, 0.6, 0.55)]
+    good = SourceReport("a.ckpt", "cnn", scores(0.5, 0.9, 0.8), random, (50, 50))
+    assert verdict(good).startswith("a.ckpt: above every random initialization on all 3 scores")
+    tied = SourceReport("b.ckpt", "cnn", scores(0.15, 0.6, 0.8), random, (50, 50))
+    assert verdict(tied) == ("FLAG b.ckpt: no better than random weights of the same architecture on LogME, k-NN acc: "
+                             "expect fine-tuning from it to tie or lose to training from scratch")
+
+
+def test_the_check_scores_a_pretraining_run_and_its_random_twins_on_the_budgeted_labels(tmp_path, capsys):
+    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={tmp_path}"])
+    source = tmp_path / "digits_pretrain"
+    capsys.readouterr()
+    main([f"--sources=[{source}]", "--random_inits=2", "--data.samples_per_class=4"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| source (20 training + 20 validation labelled images) | weights | LogME |")
+    assert "| pretrained |" in out[2] and out[3].startswith("| cnn, same architecture | random ×2 |")
+    assert out[4].startswith((f"FLAG {source}", str(source)))  # either verdict, named
+    assert out[5].startswith("scored in ")
+
+
+def test_a_missing_source_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"--sources=[{tmp_path / 'nope.ckpt'}]"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: checkpoint '{tmp_path / 'nope.ckpt'}' does not exist")
