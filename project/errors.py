@@ -3,6 +3,7 @@ one line `error: ...` on stderr, exit status 2."""
 
 import re
 import sys
+from argparse import ArgumentError
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,6 +26,8 @@ def exits_on_user_error(trainer_hint: str = TRAINER_HINT) -> Iterator[None]:
         yield
     except UserError as error:
         fail(str(error))
+    except ArgumentError as error:  # the parsers are built with exit_on_error=False, so their errors come here
+        fail(argument_error_line(str(error)))
     except MisconfigurationException as error:  # e.g. a GPU asked for where there is none
         fail(f"{error} {trainer_hint}")
 
@@ -41,3 +44,44 @@ def one_line(message: str) -> str:
     if message.startswith("Caught ") and wrapped:
         message = wrapped.group(1)
     return " ".join(message.split())
+
+
+def argument_error_line(message: str) -> str:
+    """jsonargparse's multi-line report of a bad option as one line: the option, the value, what it takes."""
+    match = re.match(r'Parser key "([^"]+)":?\s*(.*)', message, re.S)
+    if match is None:
+        if message.startswith("Problems parsing config"):
+            return f"the config is not valid YAML ({one_line(message.split(':', 1)[1])})"
+        return f"{one_line(message)} (--help lists every option)"
+    key, detail = match.groups()
+    if detail.startswith("File does not exist"):
+        return f"--{key}: {one_line(detail)}"
+    value = re.search(r"(?:Given|Got) value: (.*)$", detail, re.M)
+    subtypes = re.search(r"Subtypes: \[(.*)\]\n", detail)
+    expected = re.search(r"Expected a (.*?)\.( Got|$)", detail, re.M)
+    types = split_types(subtypes.group(1)) if subtypes else [expected.group(1)] if expected else []
+    wanted = " or ".join(readable_type(name) for name in types) or one_line(detail)
+    given = f"={value.group(1)!r}" if value else ""
+    return f"--{key}{given} is not valid: expected {wanted} (--help lists every option)"
+
+
+def split_types(listing: str) -> list[str]:
+    """`A, B[x, y], C` split at the top-level commas only."""
+    parts, depth, current = [], 0, ""
+    for char in listing:
+        depth += 1 if char in "[(" else -1 if char in "])" else 0
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*parts, current.strip()]
+
+
+def readable_type(name: str) -> str:
+    """`<class 'int'>` → int, NoneType → null, `typing.Literal['a', 'b']` → one of 'a', 'b'."""
+    name = re.sub(r"<class '([\w.]+)'>", r"\1", name).replace("typing.", "")
+    if name == "NoneType":
+        return "null"
+    literal = re.fullmatch(r"Literal\[(.*)\]", name)
+    return f"one of {literal.group(1)}" if literal else name

@@ -5,8 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a checkout without installing
 
-from project.cli import run_experiment  # noqa: E402
-from project.modules import ImageClassifier  # noqa: E402
+from project.cli.training import run_experiment  # noqa: E402
+from project.lightning_modules import ImageClassifier  # noqa: E402
 
 if __name__ == "__main__":
     run_experiment(ImageClassifier, default_config="digits_pretrain.yaml")

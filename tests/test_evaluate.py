@@ -15,7 +15,7 @@ from tiny_runs import best_checkpoint, finetuned_run, pretrained_run
 from project.data import ImageDataModule
 from project.inference.evaluate import main as evaluate_main
 from project.inference.loading import load_classifier
-from project.modules import ImageClassifier, TransferClassifier
+from project.lightning_modules import ImageClassifier, TransferClassifier
 
 ROOT = Path(__file__).resolve().parent.parent
 

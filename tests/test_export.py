@@ -11,7 +11,7 @@ import torch
 from tiny_runs import best_checkpoint, pretrained_run
 
 from project.inference.export import main as export_main
-from project.modules import ImageClassifier
+from project.lightning_modules import ImageClassifier
 
 ROOT = Path(__file__).resolve().parent.parent
 STEM = "best-epoch=000"

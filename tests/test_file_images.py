@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.cli import run_experiment
+from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.errors import UserError
-from project.modules import ImageClassifier
+from project.lightning_modules import ImageClassifier
 
 
 def folder_data(root, **options) -> ImageDataModule:

@@ -9,11 +9,12 @@ import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
 from tiny_settings import TINY_BACKBONE, TINY_CNN, TINY_RUN
 
-from project.cli import default_callbacks, run_experiment
+from project.callbacks.defaults import default_callbacks
+from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.errors import UserError
-from project.modules import ImageClassifier, TransferClassifier
-from project.modules.finetuning_plan import FinetuningPlan
+from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.lightning_modules.finetuning_plan import FinetuningPlan
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_DEFAULTS = {

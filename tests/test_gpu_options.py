@@ -2,7 +2,7 @@
 
 import torch
 
-from project.modules import ImageClassifier
+from project.lightning_modules import ImageClassifier
 
 
 def model(**options) -> ImageClassifier:

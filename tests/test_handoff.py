@@ -9,10 +9,10 @@ from lightning.pytorch import Trainer
 from tiny_settings import TINY_BACKBONE, TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint, load_checkpoint
-from project.cli import run_experiment
+from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.errors import UserError
-from project.modules import ImageClassifier, TransferClassifier
+from project.lightning_modules import ImageClassifier, TransferClassifier
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from project.backbones import BACKBONES, CNNBackbone, MLPBackbone, TorchvisionBackbone, build_backbone
 from project.errors import UserError
-from project.models import BACKBONES, CNNBackbone, MLPBackbone, TorchvisionBackbone, build_backbone
 
 
 def linear_layers(module: nn.Module) -> list[nn.Linear]:

@@ -11,9 +11,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.cli import run_experiment
+from project.cli.training import run_experiment
 from project.data import ImageDataModule
-from project.modules import ImageClassifier, TransferClassifier
+from project.lightning_modules import ImageClassifier, TransferClassifier
 from project.reports.run_report import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,13 @@ import torch
 from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
-from project.cli import CONFIG_DIR, fit_and_test, run_experiment
+from project.cli.training import fit_and_test, run_experiment
 from project.errors import UserError
-from project.modules import ImageClassifier, TransferClassifier
+from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.shipped_configs import config_dir
 from project.study.main import main as study_main
 
+CONFIGS = config_dir()
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -93,7 +95,7 @@ def test_the_last_epoch_can_be_selected_and_needs_no_validation_split(tmp_path, 
 def test_no_validation_split_with_best_val_selection_is_refused_before_anything_is_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match="the validation split is empty .* --model_selection=last_epoch"):
-        fit_and_test(ImageClassifier, ["--config", str(CONFIG_DIR / "digits_pretrain.yaml"), *TINY_RUN,
+        fit_and_test(ImageClassifier, ["--config", str(CONFIGS / "digits_pretrain.yaml"), *TINY_RUN,
                                        "--data.val_fraction=0"])
     assert not (tmp_path / "lightning_logs").exists()
 
@@ -107,7 +109,7 @@ def test_a_run_without_test_images_says_it_was_not_tested(tmp_path, monkeypatch,
 def test_a_run_that_would_train_nothing_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match="max_epochs=0.*would train nothing"):
-        fit_and_test(ImageClassifier, ["--config", str(CONFIG_DIR / "digits_pretrain.yaml"), *TINY_RUN,
+        fit_and_test(ImageClassifier, ["--config", str(CONFIGS / "digits_pretrain.yaml"), *TINY_RUN,
                                        "--trainer.max_epochs=0"])
     assert not (tmp_path / "lightning_logs").exists()
 
@@ -137,11 +139,11 @@ FINETUNE_CONFIGS = {*PAIR_FINETUNE_CONFIGS, "resnet18_imagefolder.yaml"}
 STUDY_CONFIGS = {"study_digits.yaml"}
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_every_config_file_parses(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
         if config in STUDY_CONFIGS:
-            study_main(["--config", str(CONFIG_DIR / config), "--print_config"])
+            study_main(["--config", str(CONFIGS / config), "--print_config"])
         else:
             model_class = TransferClassifier if config in FINETUNE_CONFIGS else ImageClassifier
             run_experiment(model_class, config, ["--print_config"])
@@ -149,10 +151,10 @@ def test_every_config_file_parses(config, capsys):
     assert ("methods:" if config in STUDY_CONFIGS else "experiment:") in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("overlay", sorted(p.name for p in (CONFIG_DIR / "strategy").glob("*.yaml")))
+@pytest.mark.parametrize("overlay", sorted(p.name for p in (CONFIGS / "strategy").glob("*.yaml")))
 @pytest.mark.parametrize("base", PAIR_FINETUNE_CONFIGS)
 def test_every_strategy_overlay_parses_after_each_finetune_config(base, overlay, capsys):
-    args = ["--config", str(CONFIG_DIR / base), "--config", str(CONFIG_DIR / "strategy" / overlay), "--print_config"]
+    args = ["--config", str(CONFIGS / base), "--config", str(CONFIGS / "strategy" / overlay), "--print_config"]
     with pytest.raises(SystemExit) as exit_info:
         run_experiment(TransferClassifier, base, args)
     assert exit_info.value.code == 0
@@ -174,7 +176,7 @@ def run_script_process(script: str, *args: str, cwd: Path) -> subprocess.Complet
         ("pretrain.py", ["--model.backbone=resnet999"], "model.backbone"),
         ("pretrain.py", ["--data.samples_per_class=500"], "samples_per_class=500 but class '0' has only"),
         ("pretrain.py", ["--data.classes=[0, 42]"], "class 42 is not in this dataset"),
-        ("pretrain.py", ["--config", str(CONFIG_DIR / "mnist_mlp.yaml"), "--data.root=empty", "--data.download=false"],
+        ("pretrain.py", ["--config", str(CONFIGS / "mnist_mlp.yaml"), "--data.root=empty", "--data.download=false"],
          "mnist (train split) not found under 'empty'"),
         ("pretrain.py", ["--data.dataset=imagefolder", "--data.root=missing_folder"], "does not exist"),
         ("finetune.py", ["--model.pretrained=no/such/run"], "'no/such/run' does not exist"),

@@ -12,8 +12,8 @@ from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
-from project.cli import run_experiment
-from project.modules import ImageClassifier
+from project.cli.training import run_experiment
+from project.lightning_modules import ImageClassifier
 from project.study.main import main
 from project.study.summary import paired_gain_table
 

@@ -5,11 +5,12 @@ import torch
 import torchvision
 from tiny_settings import TINY_RUN
 
+from project.backbones import TorchvisionBackbone, build_backbone
 from project.checkpoints.pretrained import PretrainedBackbone
-from project.cli import CONFIG_DIR, run_experiment
+from project.cli.training import run_experiment
 from project.errors import UserError
-from project.models import TorchvisionBackbone, build_backbone
-from project.modules import TransferClassifier
+from project.lightning_modules import TransferClassifier
+from project.shipped_configs import config_dir
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_the_resnet18_config_fine_tunes_on_an_image_folder_offline(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     metrics = run_experiment(
         TransferClassifier, "unused",
-        ["--config", str(CONFIG_DIR / "resnet18_imagefolder.yaml"), *TINY_RUN, f"--data.root={image_folder}",
+        ["--config", str(config_dir() / "resnet18_imagefolder.yaml"), *TINY_RUN, f"--data.root={image_folder}",
          "--data.image_size=32", f"--model.pretrained={resnet18_file}"],
     )
     run = tmp_path / "lightning_logs" / "resnet18_imagefolder" / "version_0"

@@ -8,11 +8,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.cli import run_experiment
+from project.cli.training import run_experiment
 from project.feature_probes.knn import knn_accuracy
 from project.feature_probes.logistic import fit_logistic_probe
 from project.feature_probes.logme import logme_score
-from project.modules import ImageClassifier
+from project.lightning_modules import ImageClassifier
 from project.transferability.main import SourceReport, main, verdict
 from project.transferability.scores import FeatureScores
 

@@ -15,7 +15,7 @@ from project.benchmarking.data_sources import cifar_folder, mnist_root
 from project.benchmarking.paths import compute_only, lightning_fit, plain_loop, timed_rate
 from project.data import ImageDataModule
 from project.errors import UserError
-from project.modules import ImageClassifier
+from project.lightning_modules import ImageClassifier
 
 SEED = 0
 

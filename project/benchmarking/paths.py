@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer, seed_everything
 from torch.utils.data import DataLoader
 
+from project.callbacks.epoch_seeding import ReseedEveryEpoch, epoch_seed
 from project.data import ImageDataModule
 from project.data.datamodule import augmentation_generator
 from project.data.image_set import InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
-from project.epoch_seeding import ReseedEveryEpoch, epoch_seed
-from project.modules import ImageClassifier
+from project.lightning_modules import ImageClassifier
 from project.seeding import reseed_everything
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from project.backbones.torchvision_zoo import ZOO_ARCHITECTURES, TorchvisionBackbone, download_torchvision_weights
 from project.checkpoints.files import find_checkpoint, read_torch_file
 from project.errors import UserError
-from project.models.torchvision_zoo import ZOO_ARCHITECTURES, TorchvisionBackbone, download_torchvision_weights
 
 TORCHVISION_PREFIX = "torchvision:"
 

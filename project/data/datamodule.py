@@ -14,6 +14,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from project.callbacks.epoch_seeding import epoch_seed
 from project.data.batch_transforms import (
     adapt_channels,
     channel_mean_std,
@@ -28,7 +29,6 @@ from project.data.resumable_shuffle import ResumableShuffle
 from project.data.settings import check_settings, resolve_classes
 from project.data.sources import DatasetName, open_source
 from project.data.splits import select_classes, stratified_split, take_per_class
-from project.epoch_seeding import epoch_seed
 from project.errors import UserError
 from project.seeding import Stream, derived_seed, run_seed
 

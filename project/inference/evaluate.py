@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader
 
 from project.data import ImageDataModule
 from project.errors import UserError
+from project.figures import confusion_matrix_figure
 from project.inference.loading import Classifier, inference_device, load_classifier
-from project.inference.output_paths import output_folder, run_folder, unused_stem
-from project.test_figures import confusion_matrix_figure
+from project.output_files import output_folder, run_folder, unused_stem
 
 SUFFIXES = (".json", "_confusion.png")
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from project.errors import UserError
 from project.inference.loading import Classifier, load_classifier
-from project.inference.output_paths import output_folder, run_folder, unused_stem
+from project.output_files import output_folder, run_folder, unused_stem
 
 SUFFIXES = (".torchscript.pt", ".onnx", ".preprocessing.json")
 

@@ -11,7 +11,7 @@ from project.checkpoints.files import find_checkpoint, load_checkpoint
 from project.data import ImageDataModule
 from project.data.batch_transforms import normalize
 from project.errors import UserError
-from project.modules import ImageClassifier, TransferClassifier
+from project.lightning_modules import ImageClassifier, TransferClassifier
 
 
 @dataclass

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from project.errors import UserError
-from project.inference.output_paths import output_folder, unused_stem
+from project.output_files import output_folder, unused_stem
 from project.reports.run_events import Run, read_run
 
 COLUMNS = ("run", "best val acc", "test acc", "epochs", "wall time", "parameters trained")

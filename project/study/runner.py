@@ -1,21 +1,45 @@
-"""Run every (method, label budget, seed) of a study once, storing each result as it finishes."""
+"""Run every (method, label budget, seed) of a study once, storing each result as it finishes.
+
+A study is checked whole before it writes anything (methods, the pretrained source, budgets against the
+data, every override in extra_args), so a mistake never leaves a study.json that blocks its corrected
+rerun. A run stopped by a signal resumes from its own last.ckpt when the study is started again.
+"""
 
 import csv
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from project.checkpoints.files import find_checkpoint
-from project.cli import CONFIG_DIR, fit_and_test
+from project.checkpoints.pretrained import PretrainedBackbone
+from project.cli.experiment_cli import ExperimentCLI
+from project.cli.run_folders import check_output_dir
+from project.cli.training import RunResult, fit_and_test
+from project.data import ImageDataModule
 from project.errors import UserError
-from project.modules import TransferClassifier
+from project.lightning_modules import TransferClassifier
+from project.shipped_configs import config_dir
 
 FIELDS = [
     "method", "samples_per_class", "seed", "test_acc", "test_loss", "val_acc", "model_selection", "labels_per_class",
     "val_labels_per_class", "epochs", "wall_time_s", "trained_params",
 ]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false"]
+
+
+@dataclass
+class StudySettings:
+    finetune_config: Path
+    pretrained: str
+    methods: list[str]
+    budgets: list[int | None]
+    seeds: list[int]
+    output_dir: Path
+    extra_args: list[str]
+    keep_checkpoints: bool = False
+    source: str | None = None  # the resolved pretrained checkpoint, once checked
 
 
 def method_args(method: str) -> list[str]:
@@ -25,7 +49,7 @@ def method_args(method: str) -> list[str]:
         return ["--model.strategy=full", "--model.backbone_lr_ratio=1", "--model.layer_decay=1"]
     if method == "configured":
         return []
-    overlay = CONFIG_DIR / "strategy" / f"{method}.yaml"
+    overlay = config_dir() / "strategy" / f"{method}.yaml"
     if not overlay.is_file():
         known = ["scratch", "configured", *sorted(p.stem for p in overlay.parent.glob("*.yaml"))]
         raise UserError(f"unknown study method {method!r}: choose from {known}")
@@ -34,6 +58,47 @@ def method_args(method: str) -> list[str]:
 
 def budget_key(budget: int | None) -> str:
     return "all" if budget is None else str(budget)
+
+
+def run_args(settings: StudySettings, method: str, budget: int | None, seed: int) -> list[str]:
+    return [
+        "--config", str(settings.finetune_config), *method_args(method),
+        f"--model.pretrained={'null' if method == 'scratch' else settings.source}",
+        f"--data.samples_per_class={'null' if budget is None else budget}", f"--seed_everything={seed}",
+        f"--data.split_seed={seed}", f"--output_dir={settings.output_dir / 'runs'}",
+        f"--experiment={method}_{budget_key(budget)}_seed{seed}", *QUIET, *settings.extra_args,
+    ]
+
+
+def check_study(settings: StudySettings) -> None:
+    """Every check that can fail before training: a failed check writes nothing."""
+    if not settings.methods or not settings.seeds or not settings.budgets:
+        raise UserError("methods, budgets and seeds must each name at least one value")
+    check_output_dir(str(settings.output_dir))
+    for method in settings.methods:
+        method_args(method)
+    if set(settings.methods) - {"scratch"}:
+        # The resolved file, not the folder given: a new pretraining run in the same folder is another study.
+        settings.source = str(find_checkpoint(settings.pretrained, "best").resolve())
+        PretrainedBackbone.open(settings.source)  # read and checked now: a damaged or unsafe file stops here
+    check_same_study(settings, write=False)
+    finished_runs(settings.output_dir / "results.csv")  # an old results.csv of other columns is refused now
+    # The extremes of the label budget against the data, and every override, through the runs' own parser.
+    method = next((m for m in settings.methods if m != "scratch"), "scratch")
+    sized = [b for b in settings.budgets if b is not None]
+    for budget in {min(sized), max(sized)} if sized else {None}:
+        preview_run(run_args(settings, method, budget, settings.seeds[0]))
+
+
+def preview_run(args: list[str]) -> None:
+    """Parse and build a run (model, data, trainer) and set its data up, without training or writing anything."""
+    cli = ExperimentCLI(
+        TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
+        auto_configure_optimizers=False,
+    )
+    cli.datamodule.setup("fit")
+    if not len(cli.datamodule.test_set):
+        raise UserError("the test split is empty, and a study measures on it: set --data.test_fraction above 0")
 
 
 def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
@@ -58,75 +123,71 @@ def append_result(results_csv: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def trained_parameter_count(model: TransferClassifier, last_epoch: int) -> int:
-    """Parameters that trained at some point: the head and every backbone block unfrozen by the last epoch."""
-    count = sum(p.numel() for p in model.head.parameters())
-    for index, block in enumerate(model.backbone.blocks()):
-        if model.plan.block_trains(index, last_epoch):
-            count += sum(p.numel() for p in block.parameters())
-    return count
-
-
-def check_same_study(output_dir: Path, settings: dict) -> None:
+def check_same_study(settings: StudySettings, write: bool) -> None:
     """One output folder holds one study: a rerun with other settings would mix two studies in one table.
 
-    A setting still unknown (null: no pretrained checkpoint while only `scratch` ran) is filled in later.
+    Absolute paths, so the same study started again from another folder is still the same study. A setting
+    still unknown (null: no pretrained checkpoint while only `scratch` ran) is filled in later.
     """
-    path = output_dir / "study.json"
+    identity = {
+        "finetune_config": str(settings.finetune_config.resolve()), "pretrained": settings.source,
+        "extra_args": list(settings.extra_args),
+    }
+    path = settings.output_dir / "study.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
     changed = sorted(
-        key for key, value in settings.items()
+        key for key, value in identity.items()
         if saved.get(key) is not None and value is not None and saved[key] != value
     )
     if changed:
         raise UserError(
-            f"{str(output_dir)!r} holds a study with other {changed} ({path}): give another --output_dir, or the "
-            f"same settings to add methods, budgets or seeds to it"
+            f"{str(settings.output_dir)!r} holds a study with other {changed} ({path}): give another --output_dir, "
+            f"or the same settings to add methods, budgets or seeds to it"
         )
-    path.write_text(json.dumps({**settings, **{k: v for k, v in saved.items() if v is not None}}, indent=2) + "\n")
+    if write:
+        merged = {**identity, **{k: v for k, v in saved.items() if v is not None}}
+        path.write_text(json.dumps(merged, indent=2) + "\n")
 
 
-def run_study(
-    finetune_config: Path, pretrained: str, methods: list[str], budgets: list[int | None], seeds: list[int],
-    output_dir: Path, extra_args: list[str], keep_checkpoints: bool,
-) -> int:
+def resume_args(run_root: Path) -> list[str]:
+    """An interrupted run of this study continues from its last.ckpt; one stopped before any checkpoint restarts."""
+    runs = sorted(run_root.glob("version_*"))
+    if any((run / "checkpoints" / "last.ckpt").is_file() for run in runs):
+        return ["--ckpt_path=last"]
+    for run in runs:  # debris of a run killed before its first checkpoint
+        shutil.rmtree(run)
+    return []
+
+
+def run_study(settings: StudySettings) -> int:
     """Train what is not in results.csv yet; returns how many trainings ran."""
-    for method in methods:
-        method_args(method)  # reject an unknown method before hours of training
-    # The resolved file, not the folder given: a new pretraining run in the same folder is another study.
-    source = str(find_checkpoint(pretrained, "best").resolve()) if set(methods) - {"scratch"} else None
-    check_same_study(output_dir, {  # absolute paths: the same study, started again from another folder
-        "finetune_config": str(finetune_config.resolve()), "pretrained": source, "extra_args": list(extra_args),
-    })
-    results_csv = output_dir / "results.csv"
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    check_same_study(settings, write=True)
+    results_csv = settings.output_dir / "results.csv"
     done = finished_runs(results_csv)
-    plan = [(m, b, s) for m in methods for b in budgets for s in seeds]
+    plan = [(m, b, s) for m in settings.methods for b in settings.budgets for s in settings.seeds]
     todo = [(m, b, s) for m, b, s in plan if (m, budget_key(b), str(s)) not in done]
     print(f"study: {len(plan)} runs, {len(plan) - len(todo)} already in {results_csv}, {len(todo)} to train")
     for number, (method, budget, seed) in enumerate(todo, 1):
         experiment = f"{method}_{budget_key(budget)}_seed{seed}"
-        args = [
-            "--config", str(finetune_config), *method_args(method),
-            f"--model.pretrained={'null' if method == 'scratch' else source}",
-            f"--data.samples_per_class={'null' if budget is None else budget}", f"--seed_everything={seed}",
-            f"--data.split_seed={seed}", f"--output_dir={output_dir / 'runs'}", f"--experiment={experiment}",
-            *QUIET, *extra_args,
-        ]
         start = time.perf_counter()
-        result = fit_and_test(TransferClassifier, args)
-        wall_time = time.perf_counter() - start
-        epochs = result.trainer.current_epoch
-        data = result.datamodule
-        append_result(results_csv, {
-            "method": method, "samples_per_class": budget_key(budget), "seed": seed,
-            "test_acc": f"{result.metrics['test/acc']:.4f}", "test_loss": f"{result.metrics['test/loss']:.4f}",
-            "val_acc": "" if result.selected_val_acc is None else f"{result.selected_val_acc:.4f}",
-            "model_selection": result.model_selection,
-            "labels_per_class": f"{len(data.train_set) / data.num_classes:.1f}",
-            "val_labels_per_class": f"{len(data.val_set) / data.num_classes:.1f}", "epochs": epochs,
-            "wall_time_s": f"{wall_time:.1f}", "trained_params": trained_parameter_count(result.model, epochs - 1),
-        })
-        if not keep_checkpoints:
+        args = run_args(settings, method, budget, seed)
+        result = fit_and_test(TransferClassifier, [*args, *resume_args(settings.output_dir / "runs" / experiment)])
+        append_result(results_csv, result_row(method, budget, seed, result, time.perf_counter() - start))
+        if not settings.keep_checkpoints:
             shutil.rmtree(Path(result.log_dir) / "checkpoints", ignore_errors=True)
         print(f"study: [{number}/{len(todo)}] {experiment}: test acc {result.metrics['test/acc']:.4f}", flush=True)
     return len(todo)
+
+
+def result_row(method: str, budget: int | None, seed: int, result: RunResult, wall_time: float) -> dict:
+    data, epochs = result.datamodule, result.trainer.current_epoch
+    return {
+        "method": method, "samples_per_class": budget_key(budget), "seed": seed,
+        "test_acc": f"{result.metrics['test/acc']:.4f}", "test_loss": f"{result.metrics['test/loss']:.4f}",
+        "val_acc": "" if result.selected_val_acc is None else f"{result.selected_val_acc:.4f}",
+        "model_selection": result.model_selection,
+        "labels_per_class": f"{len(data.train_set) / data.num_classes:.1f}",
+        "val_labels_per_class": f"{len(data.val_set) / data.num_classes:.1f}", "epochs": epochs,
+        "wall_time_s": f"{wall_time:.1f}", "trained_params": result.model.trainable_parameter_count(epochs - 1),
+    }

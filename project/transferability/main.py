@@ -17,10 +17,10 @@ import torch
 import yaml
 from jsonargparse import ArgumentParser
 
+from project.backbones import build_backbone
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
-from project.models import build_backbone
 from project.seeding import Stream, derived_seed
 from project.shipped_configs import config_path
 from project.transferability.scores import FeatureScores, score_features

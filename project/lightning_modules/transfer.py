@@ -8,11 +8,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from project.backbones import BackboneName
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.errors import UserError
-from project.models import BackboneName
-from project.modules.classifier import ImageClassifier
-from project.modules.finetuning_plan import FinetuningPlan, Strategy
+from project.lightning_modules.classifier import ImageClassifier
+from project.lightning_modules.finetuning_plan import FinetuningPlan, Strategy
 
 
 class TransferClassifier(ImageClassifier):

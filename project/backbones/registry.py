@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from torch import nn
 
+from project.backbones.cnn import CNNBackbone
+from project.backbones.mlp import MLPBackbone
+from project.backbones.torchvision_zoo import ZOO_ARCHITECTURES, TorchvisionBackbone
 from project.errors import UserError
-from project.models.cnn import CNNBackbone
-from project.models.mlp import MLPBackbone
-from project.models.torchvision_zoo import ZOO_ARCHITECTURES, TorchvisionBackbone
 
 BackboneName = Literal["mlp", "cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0"]
 BACKBONES: dict[str, Callable[..., nn.Module]] = {

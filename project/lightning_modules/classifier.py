@@ -12,9 +12,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from project.backbones import BackboneName, build_backbone
 from project.errors import UserError
-from project.models import BackboneName, build_backbone
-from project.modules.lr_schedules import SCHEDULES
+from project.lightning_modules.lr_schedules import SCHEDULES
 
 STAGES = ("train", "val", "test")
 
@@ -139,21 +139,24 @@ class ImageClassifier(LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def on_train_start(self) -> None:
-        """Log `params/trainable` (read back by scripts/report.py): parameters this run trains from its first epoch.
-
-        Counted by group and lr plan, not by `requires_grad` alone: strategies such as `lp_ft` freeze blocks
-        with lr 0 and leave their gradients on. (on_train_start, because TransferClassifier owns on_fit_start.)
-        """
-        trainable = sum(
+    def trainable_parameter_count(self, epoch: int) -> int:
+        """Parameters that train in `epoch`: counted by group and lr plan, not by `requires_grad` alone
+        (strategies such as `lp_ft` freeze blocks with lr 0 and leave their gradients on). Every plan only ever
+        unfreezes, so the count at a run's last epoch is everything it trained."""
+        return sum(
             parameter.numel()
             for index, group in enumerate(self.parameter_groups())
-            if self.lr_scale(index, self.current_epoch) > 0
+            if self.lr_scale(index, epoch) > 0
             for parameter in group["params"]
             if parameter.requires_grad
         )
+
+    def on_train_start(self) -> None:
+        """Log `params/trainable` (read back by scripts/report.py): the parameters this run trains from its first
+        epoch. (on_train_start, because TransferClassifier owns on_fit_start.)"""
         for logger in self.loggers:
-            logger.log_metrics({"params/trainable": trainable}, step=self.global_step)
+            logger.log_metrics({"params/trainable": self.trainable_parameter_count(self.current_epoch)},
+                               step=self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to write non-finite weights: the file on disk stays the last good one.

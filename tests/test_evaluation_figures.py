@@ -10,22 +10,23 @@ from PIL import Image
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project import test_figures
-from project.cli import run_experiment
+from project.callbacks import evaluation_figures
+from project.callbacks.evaluation_figures import LogEvaluationFigures
+from project.cli.training import run_experiment
 from project.data import ImageDataModule
-from project.modules import ImageClassifier
-from project.test_figures import LogTestFigures, confusion_matrix_figure, predictions_figure
+from project.figures import confusion_matrix_figure, predictions_figure
+from project.lightning_modules import ImageClassifier
 
 
 def test_the_confusion_matrix_covers_the_test_set_and_its_diagonal_is_the_logged_accuracy(tmp_path, monkeypatch):
     drawn = []
-    draw = test_figures.confusion_matrix_figure
+    draw = evaluation_figures.confusion_matrix_figure
 
     def record_and_draw(matrix: torch.Tensor, class_names: list[str]):
         drawn.append(matrix)
         return draw(matrix, class_names)
 
-    monkeypatch.setattr(test_figures, "confusion_matrix_figure", record_and_draw)
+    monkeypatch.setattr(evaluation_figures, "confusion_matrix_figure", record_and_draw)
     metrics = run_experiment(
         ImageClassifier, "digits_pretrain.yaml",
         [*TINY_RUN, TINY_CNN, f"--output_dir={tmp_path}", "--trainer.limit_test_batches=1.0"],  # the whole test split
@@ -80,7 +81,7 @@ def test_without_a_logger_the_callback_adds_no_forward_passes_and_logs_nothing(t
     model = ImageClassifier(backbone_args={"channels": [4, 8], "feature_size": 16}, num_classes=2)
     forward_calls = []
     model.register_forward_hook(lambda *args: forward_calls.append(1))
-    callback = LogTestFigures()
+    callback = LogEvaluationFigures()
     trainer = Trainer(
         logger=False, callbacks=[callback], limit_test_batches=2, accelerator="cpu", devices=1,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,

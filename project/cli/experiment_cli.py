@@ -1,0 +1,101 @@
+"""LightningCLI for this project's runs: every constructor argument is a setting, plus the run's own.
+
+`--experiment`, `--output_dir` (the run folder), `--ckpt_path` (resume), `--model_selection` (the checkpoint a
+run is tested with and hands on) and `--checkpoint_every_n_steps`. Before anything is built, the checkpoint to
+resume and the pretrained source are read and checked, so a mistake stops the run with nothing written.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from project.callbacks.defaults import default_callbacks
+from project.checkpoints.atomic_io import AtomicCheckpointIO
+from project.checkpoints.pretrained import PretrainedBackbone
+from project.checkpoints.resume import check_resume_fits, find_resume
+from project.cli.run_folders import check_output_dir, run_folder
+from project.errors import UserError
+
+
+class ExperimentCLI(LightningCLI):
+    """LightningCLI plus the run's settings; the data's classes and shape are linked into the model."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--experiment", type=str, default="experiment", help="Run folder under output_dir.")
+        parser.add_argument("--output_dir", type=str, default="lightning_logs", help="Where experiment folders go.")
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int | None,
+            default=None,
+            help="Also write last.ckpt every N training steps, so a killed run loses at most N steps.",
+        )
+        parser.add_argument(
+            "--model_selection",
+            type=Literal["best_val", "last_epoch"],
+            default="best_val",
+            help="The checkpoint a run is tested with and hands on to fine-tuning: the best by val/acc (ties: the "
+            "lower val/loss), or the last epoch's (needs no validation split).",
+        )
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="Resume training: 'last' (this experiment's newest last.ckpt) or a checkpoint path; the run "
+            "continues in that checkpoint's run folder.",
+        )
+        for attribute in ("num_classes", "input_shape", "class_names"):
+            parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        """The checkpoint to resume, and the pretrained source (its architecture fills in the model's `backbone`
+        and `backbone_args`, and the resolved file is what config.yaml and the checkpoints record)."""
+        config = self.config
+        check_output_dir(config["output_dir"])
+        every_n_steps = config["checkpoint_every_n_steps"]
+        if every_n_steps is not None and every_n_steps < 1:
+            raise UserError(f"checkpoint_every_n_steps={every_n_steps} must be a positive number of steps")
+        self.resume = find_resume(config["ckpt_path"], config["output_dir"], config["experiment"])
+        self.pretrained: PretrainedBackbone | None = None
+        model = config["model"]
+        if "pretrained" not in model or model["pretrained"] is None:
+            return
+        if self.resume is not None:  # the resumed checkpoint holds the whole model: the source is not read again
+            for key in ("pretrained", "pretrained_sha256", "backbone", "backbone_args"):
+                if model[key] is None or key.startswith("pretrained"):
+                    model[key] = self.resume.hparams.get(key, model[key])
+            return
+        source = PretrainedBackbone.open(
+            model["pretrained"], model["backbone"], model["backbone_args"], model["pretrained_sha256"]
+        )
+        self.pretrained = source
+        model["pretrained"], model["pretrained_sha256"] = source.source, source.sha256
+        model["backbone"], model["backbone_args"] = source.backbone, source.backbone_args
+
+    def instantiate_trainer(self, **kwargs):
+        """The model receives its pretrained weights (or is checked against the checkpoint it resumes), then the
+        Trainer is built to write into the run folder: TensorBoard logs there unless the config names another
+        logger; with `--trainer.logger=false` the folder still holds config.yaml and checkpoints/."""
+        if self.pretrained is not None:
+            self.model.load_pretrained(self.pretrained)
+        if self.resume is not None:
+            check_resume_fits(self.resume, self.model)
+        output_dir, experiment, version = run_folder(self.config["output_dir"], self.config["experiment"], self.resume)
+        folder = TensorBoardLogger(output_dir, name=experiment, version=version, default_hp_metric=False)
+        if version is not None:  # continuing a run: keep its first config.yaml, record this start's beside it
+            configs = sum(1 for _ in Path(folder.log_dir).glob("config*.yaml"))
+            self.save_config_kwargs["config_filename"] = f"config-resume-{configs}.yaml"
+        logger = self.config_init["trainer"].get("logger")
+        if logger in (None, True):
+            kwargs["logger"] = logger = folder
+        # Lightning saves SLURM's requeue checkpoint (hpc_ckpt_N.ckpt) in default_root_dir, and a requeued job
+        # resumes from there: the run folder, so the job continues in it.
+        kwargs["default_root_dir"] = folder.log_dir
+        plugins = self.config_init["trainer"].get("plugins") or []
+        kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
+        # Set here rather than in the constructor: the lr monitor needs a logger, which the config may turn off.
+        self.trainer_defaults["callbacks"] = default_callbacks(
+            bool(logger), self.config["checkpoint_every_n_steps"], self.config["model_selection"]
+        )
+        return super().instantiate_trainer(**kwargs)

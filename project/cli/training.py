@@ -1,0 +1,176 @@
+"""One training run from the command line: parse, fit, test the selected checkpoint, print where everything is."""
+
+import logging
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from project.callbacks.best_checkpoint import BestCheckpoint
+from project.callbacks.interruption import RunInterrupted, StopOnSignal, last_checkpoint_path
+from project.cli.experiment_cli import ExperimentCLI
+from project.cli.run_folders import record_slurm_job
+from project.data import ImageDataModule
+from project.errors import UserError, exits_on_user_error
+from project.shipped_configs import config_dir
+
+# Batches come from tensors in memory, so worker processes would only take the cores the model needs.
+warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+# run_experiment passes the command line as `args` on purpose (to put the default --config first).
+warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended to run from within Python.*")
+# Raised inside Lightning's own code on recent torch; nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+
+@dataclass
+class RunResult:
+    """What a finished run leaves: its test metrics, folder, and the trained objects (for studies)."""
+
+    metrics: dict[str, float]
+    log_dir: str
+    trainer: Trainer
+    model: LightningModule
+    datamodule: ImageDataModule
+    model_selection: str  # best_val or last_epoch
+    selected_checkpoint: str  # the file tested and handed on: the best by val/acc, or last.ckpt
+    selected_val_acc: float | None  # its val/acc; None without a validation split
+
+
+def run_experiment(model_class: type[LightningModule], default_config: str, args: list[str] | None = None) -> dict:
+    """The training scripts' main: a user error exits with status 2, an interruption with 128 + the signal."""
+    args = list(sys.argv[1:] if args is None else args)
+    if not any(arg == "--config" or arg.startswith("--config=") for arg in args):
+        args = ["--config", str(config_dir() / default_config), *args]
+    with exits_on_user_error():
+        try:
+            return fit_and_test(model_class, args).metrics
+        except RunInterrupted as stop:
+            print(interruption_message(stop), file=sys.stderr)
+            sys.exit(stop.exit_code)
+
+
+def interruption_message(stop: RunInterrupted) -> str:
+    if stop.stage == "testing":
+        return (f"stopped by {stop.signal_name} in the final test: training had finished and its checkpoints are "
+                f"complete; test the selected one with: python scripts/evaluate.py --ckpt_path {stop.checkpoint}, "
+                f"or run the same command with --ckpt_path last")
+    return (f"stopped by {stop.signal_name}: {stop.checkpoint or 'last.ckpt'} saved; continue with the same command "
+            f"and --ckpt_path last")
+
+
+def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResult:
+    """Parse `args` like the command line, fit, then test the selected checkpoint.
+
+    Raises UserError on bad input (before anything is written), RunInterrupted on SIGTERM or Ctrl-C.
+    """
+    lightning_info_to_stdout()
+    cli = ExperimentCLI(
+        model_class,
+        ImageDataModule,
+        run=False,
+        args=args,
+        save_config_kwargs={"overwrite": False},
+        parser_kwargs={"exit_on_error": False},  # a bad option is one line from exits_on_user_error, not usage
+        # The modules build their own optimizer and schedule (parameter groups gated by the fine-tuning plan);
+        # LightningCLI's --optimizer/--lr_scheduler would silently replace them.
+        auto_configure_optimizers=False,
+    )
+    ckpt_path = str(cli.resume.path) if cli.resume else None
+    trainer, data = cli.trainer, cli.datamodule
+    # The data is loaded and checked before fit, so a bad setting stops the run before it writes anything.
+    if trainer.local_rank == 0:  # downloads once per machine, as Lightning does
+        data.prepare_data()
+    data.setup("fit")
+    check_run_settings(trainer, data, cli.config["model_selection"], resuming=ckpt_path is not None)
+    run_folder = Path(trainer.log_dir)
+    new_run = not run_folder.exists()
+    if trainer.is_global_zero:
+        record_slurm_job(trainer.log_dir)
+    try:
+        trainer.fit(cli.model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException as stop:
+        raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
+    except UserError:
+        # A run that fails before its first step (e.g. a NaN loss) leaves no empty version_N behind.
+        if new_run and trainer.global_step == 0 and trainer.is_global_zero and not any(run_folder.rglob("*.ckpt")):
+            shutil.rmtree(run_folder, ignore_errors=True)
+            if run_folder.parent.is_dir() and not any(run_folder.parent.iterdir()):
+                run_folder.parent.rmdir()
+        raise
+    if cli.resume is not None and trainer.global_step == cli.resume.checkpoint.get("global_step"):
+        print(f"note: {ckpt_path} had finished max_epochs={trainer.max_epochs} already: nothing was trained, "
+              f"its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
+    for requeue_checkpoint in run_folder.glob("hpc_ckpt_*.ckpt"):  # SLURM's, superseded by the finished run's own
+        requeue_checkpoint.unlink()
+    selected, selected_val_acc = selected_checkpoint(trainer)
+    metrics = {}
+    if len(data.test_set):
+        try:
+            results = trainer.test(cli.model, datamodule=data, ckpt_path=selected, verbose=False, weights_only=True)
+        except SIGTERMException as stop:
+            raise RunInterrupted(signal_name(trainer), "testing", selected) from stop
+        metrics = results[0] if results else {}
+    log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
+    if trainer.is_global_zero:
+        print_summary(log_dir, trainer.logger is not None, selected, metrics)
+    return RunResult(
+        metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc
+    )
+
+
+def lightning_info_to_stdout() -> None:
+    """Lightning's progress notes (GPU available, seed set, ...) go to stdout, so stderr holds errors alone."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+                handler.setStream(sys.stdout)
+
+
+def signal_name(trainer: Trainer) -> str:
+    stop = next((callback for callback in trainer.callbacks if isinstance(callback, StopOnSignal)), None)
+    return (stop.signal_name if stop else None) or "SIGTERM"
+
+
+def check_run_settings(trainer: Trainer, data: ImageDataModule, model_selection: str, resuming: bool) -> None:
+    """Refuse a run that would train nothing, or select its checkpoint on a validation split that is empty."""
+    if not resuming and (trainer.max_epochs == 0 or trainer.max_steps == 0 or trainer.limit_train_batches == 0):
+        raise UserError(
+            f"max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps}, limit_train_batches="
+            f"{trainer.limit_train_batches}: this run would train nothing; set --trainer.max_epochs to 1 or more"
+        )
+    if model_selection == "best_val" and (len(data.val_set) == 0 or trainer.limit_val_batches == 0):
+        raise UserError(
+            f"the validation split is empty (val_fraction={data.hparams.val_fraction}, limit_val_batches="
+            f"{trainer.limit_val_batches}), so no best checkpoint can be chosen: raise --data.val_fraction, or add "
+            f"--model_selection=last_epoch to test and hand on the last epoch's weights"
+        )
+
+
+def selected_checkpoint(trainer: Trainer) -> tuple[str, float | None]:
+    """(path, val/acc) of the checkpoint the run selected: BestCheckpoint's best, or else last.ckpt."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, BestCheckpoint) and callback.best_model_path:
+            score = callback.best_model_score
+            return callback.best_model_path, None if score is None else float(score)
+    last = last_checkpoint_path(trainer)
+    val_acc = trainer.callback_metrics.get("val/acc")
+    return str(last), None if val_acc is None else float(val_acc)
+
+
+def print_summary(log_dir: str, logged: bool, selected: str, metrics: dict) -> None:
+    lines = ["", "=" * 60]
+    lines.append(f"run folder:   {log_dir}")
+    if Path(selected).name != "last.ckpt":
+        lines.append(f"best ckpt:    {selected}")
+    lines.append(f"last ckpt:    {Path(selected).parent / 'last.ckpt'}")
+    if metrics:
+        lines.append("test metrics: " + ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items())))
+    else:
+        lines.append("test metrics: none: the test split is empty (raise --data.test_fraction to test the model)")
+    if logged:
+        lines.append(f"curves:       tensorboard --logdir {Path(log_dir).parent.parent}")
+    print("\n".join([*lines, "=" * 60]))
