@@ -1,11 +1,6 @@
-"""Evaluate a checkpoint on a test split: `evaluate.py --ckpt PATH [--data.dataset=...] [--output DIR]`."""
+"""Evaluate a checkpoint on a test split: `evaluate.py --ckpt_path PATH [--data.dataset=...] [--output_dir DIR]`."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a checkout without installing
-
-from project.inference.evaluate import main  # noqa: E402
+from project.inference.evaluate import main
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
-         "--batch_size=16", "--workers", "0"],
+         "--batch_size=16", "--workers=[0]"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -27,7 +27,7 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
 def test_a_training_set_smaller_than_two_batches_exits_2_with_the_fix():
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--generated_size=40", "--batch_size=128",
-         "--cases", "mlp_mnist"],
+         "--cases=[mlp_mnist]"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]

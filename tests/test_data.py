@@ -304,8 +304,8 @@ def test_normalized_training_batches_have_zero_mean_unit_std_per_channel(request
     labels = torch.cat([labels for _, labels in batches])
     assert torch.equal(labels.sort().values, datamodule.train_set.labels.sort().values)
     train_pixels = datamodule.train_set.images.transpose(0, 1).flatten(1).double() / 255
-    assert datamodule.state_dict()["mean"] == pytest.approx(train_pixels.mean(1).tolist(), abs=1e-6)
-    assert datamodule.state_dict()["std"] == pytest.approx(train_pixels.std(1, unbiased=False).tolist(), abs=1e-6)
+    assert datamodule.mean.tolist() == pytest.approx(train_pixels.mean(1).tolist(), abs=1e-6)
+    assert datamodule.std.tolist() == pytest.approx(train_pixels.std(1, unbiased=False).tolist(), abs=1e-6)
 
 
 def test_grayscale_to_three_channels_replicates_the_channel(mnist_root):

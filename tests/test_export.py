@@ -25,9 +25,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder `export.py --ckpt <run> --output <folder>` wrote."""
+    """The folder `export.py --ckpt_path <run> --output_dir <folder>` wrote."""
     folder = tmp_path_factory.mktemp("export")
-    export_main(["--ckpt", str(run), "--output", str(folder)])
+    export_main(["--ckpt_path", str(run), "--output_dir", str(folder)])
     return folder
 
 
@@ -59,8 +59,8 @@ def test_onnx_gives_the_lightning_modules_logits(exported, reference):
 def test_the_json_records_the_preprocessing_of_the_checkpoint(run, exported):
     checkpoint = torch.load(best_checkpoint(run), weights_only=True)
     recorded = json.loads((exported / f"{STEM}.preprocessing.json").read_text())
-    assert recorded["mean"] == pytest.approx(checkpoint["ImageDataModule"]["mean"])
-    assert recorded["std"] == pytest.approx(checkpoint["ImageDataModule"]["std"])
+    assert recorded["mean"] == pytest.approx(checkpoint["preprocessing"]["mean"])
+    assert recorded["std"] == pytest.approx(checkpoint["preprocessing"]["std"])
     assert recorded["input_shape"] == [1, 28, 28] and recorded["color"] == "gray"
     assert recorded["class_names"] == ["0", "1", "2", "3", "4"]
     onnx_name = f"{STEM}.onnx" if importlib.util.find_spec("onnx") else None
@@ -74,10 +74,10 @@ def test_default_output_is_in_the_run_folder_and_a_second_export_overwrites_noth
     copy = tmp_path / "run"
     (copy / "checkpoints").mkdir(parents=True)
     (copy / "checkpoints" / f"{STEM}.ckpt").write_bytes(best_checkpoint(run).read_bytes())
-    export_main(["--ckpt", str(copy)])
+    export_main(["--ckpt_path", str(copy)])
     first = {path.name: path.read_bytes() for path in (copy / "export").iterdir()}
     assert sorted(first) == [f"{STEM}.preprocessing.json", f"{STEM}.torchscript.pt"]  # no ONNX without onnx
-    export_main(["--ckpt", str(copy)])
+    export_main(["--ckpt_path", str(copy)])
     names = sorted(path.name for path in (copy / "export").iterdir())
     assert names == sorted([*first, f"{STEM}_2.preprocessing.json", f"{STEM}_2.torchscript.pt"])
     assert all((copy / "export" / name).read_bytes() == content for name, content in first.items())
@@ -85,7 +85,7 @@ def test_default_output_is_in_the_run_folder_and_a_second_export_overwrites_noth
 
 def test_a_missing_checkpoint_exits_2_with_one_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        export_main(["--ckpt", "missing.ckpt"])
+        export_main(["--ckpt_path", "missing.ckpt"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: checkpoint 'missing.ckpt' does not exist") and err.count("\n") == 1
@@ -94,7 +94,7 @@ def test_a_missing_checkpoint_exits_2_with_one_line(capsys):
 def test_not_a_checkpoint_exits_2_with_one_line_from_the_script(tmp_path):
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "export.py"), "--ckpt", "notes.ckpt"],
+        [sys.executable, str(ROOT / "scripts" / "export.py"), "--ckpt_path", "notes.ckpt"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2

@@ -12,7 +12,7 @@ from PIL import Image
 from tiny_runs import pretrained_run
 
 from project.data.batch_transforms import normalize
-from project.inference.loading import load_classifier
+from project.inference.loading import load_trained_model
 from project.inference.predict import main as predict_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_a_folder_gives_one_csv_row_per_readable_image_and_the_corrupt_one_is_named(run, images, tmp_path, capsys):
-    predict_main(["--ckpt", str(run), str(images), "--top_k=10", f"--output={tmp_path / 'out' / 'predictions.csv'}"])
+    csv_file = tmp_path / "out" / "predictions.csv"
+    predict_main(["--ckpt_path", str(run), str(images), "--top_k=10", f"--output_csv={csv_file}"])
     rows = read_rows(tmp_path / "out" / "predictions.csv")
     expected = ["gray28.png", "nested/photo.jpg", "nested/rgba.png", "rgb16.png"]
     assert [str(Path(row["path"]).relative_to(images)) for row in rows] == expected
@@ -63,20 +64,21 @@ def test_a_folder_gives_one_csv_row_per_readable_image_and_the_corrupt_one_is_na
 
 
 def test_probabilities_are_the_models_on_the_normalized_image(run, images, capsys):
-    predict_main(["--ckpt", str(run), str(images / "gray28.png"), "--top_k=2"])
+    predict_main(["--ckpt_path", str(run), str(images / "gray28.png"), "--top_k=2"])
     line = capsys.readouterr().out.splitlines()[0]
-    classifier = load_classifier(run)
+    model, _ = load_trained_model(run)
     pixels = torch.from_numpy(np.array(Image.open(images / "gray28.png")))[None, None]
+    mean, std = (torch.tensor(model.preprocessing[key]) for key in ("mean", "std"))
     with torch.no_grad():
-        probabilities = torch.softmax(classifier.model(normalize(pixels, classifier.mean, classifier.std)), dim=1)[0]
+        probabilities = torch.softmax(model(normalize(pixels, mean, std)), dim=1)[0]
     top = probabilities.topk(2)
-    names = [classifier.class_names[i] for i in top.indices.tolist()]
+    names = [model.preprocessing["class_names"][i] for i in top.indices.tolist()]
     assert line == f"{images / 'gray28.png'}: {names[0]} {top.values[0]:.3f}, {names[1]} {top.values[1]:.3f}"
 
 
 def test_only_unreadable_files_exit_2(run, images, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        predict_main(["--ckpt", str(run), str(images / "corrupt.png"), str(images / "notes.txt")])
+        predict_main(["--ckpt_path", str(run), str(images / "corrupt.png"), str(images / "notes.txt")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "skipped" in err and "notes.txt" in err  # named on the command line: tried, whatever its name
@@ -93,14 +95,14 @@ def test_only_unreadable_files_exit_2(run, images, capsys):
 )
 def test_bad_arguments_exit_2_with_one_line(run, images, args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        predict_main(["--ckpt", str(run), str(images / "gray28.png"), *args])
+        predict_main(["--ckpt_path", str(run), str(images / "gray28.png"), *args])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == message + "\n"
 
 
 def test_a_missing_checkpoint_exits_2_with_one_line(images, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        predict_main(["--ckpt", "missing.ckpt", str(images)])
+        predict_main(["--ckpt_path", "missing.ckpt", str(images)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: checkpoint 'missing.ckpt' does not exist") and err.count("\n") == 1
@@ -109,7 +111,7 @@ def test_a_missing_checkpoint_exits_2_with_one_line(images, capsys):
 def test_not_a_checkpoint_exits_2_with_one_line_from_the_script(images, tmp_path):
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "predict.py"), "--ckpt", "notes.ckpt", str(images)],
+        [sys.executable, str(ROOT / "scripts" / "predict.py"), "--ckpt_path", "notes.ckpt", str(images)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2

@@ -39,7 +39,7 @@ def test_two_runs_give_a_figure_and_a_table_of_what_their_event_files_hold(tmp_p
     assert all(len(list(run.glob("events.out.tfevents.*"))) == 2 for run in runs)  # fit and test write one each
     capsys.readouterr()
 
-    main([*(str(run) for run in runs), "--output", str(tmp_path / "report")])
+    main([*(str(run) for run in runs), "--output_dir", str(tmp_path / "report")])
 
     image = Image.open(tmp_path / "report" / "report.png")
     assert image.format == "PNG" and image.size == (1200, 450)
@@ -66,7 +66,7 @@ def test_two_runs_give_a_figure_and_a_table_of_what_their_event_files_hold(tmp_p
         assert trainable == sum(parameter.numel() for parameter in model.parameters())
 
     first = {name: (tmp_path / "report" / name).read_bytes() for name in ("report.png", "report.md")}
-    main([str(runs[0]), "--output", str(tmp_path / "report")])  # a second report never replaces the first
+    main([str(runs[0]), "--output_dir", str(tmp_path / "report")])  # a second report never replaces the first
     assert {name: (tmp_path / "report" / name).read_bytes() for name in first} == first
     assert table_rows((tmp_path / "report" / "report_2.md").read_text())[0]["run"] == "digits_pretrain/version_0"
 

@@ -1,12 +1,13 @@
 """`scripts/benchmark.py`: one table, every path measured side by side in the same run, same model, data and seed."""
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torchvision
+from jsonargparse import ArgumentParser
 from lightning.pytorch import seed_everything
 from torch.utils.data import DataLoader
 from torchvision import transforms
@@ -14,7 +15,7 @@ from torchvision import transforms
 from project.benchmarking.data_sources import cifar_folder, mnist_root
 from project.benchmarking.paths import compute_only, lightning_fit, plain_loop, timed_rate
 from project.data import ImageDataModule
-from project.errors import UserError
+from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import ImageClassifier
 
 SEED = 0
@@ -108,25 +109,23 @@ def print_table(rows: list[tuple[str, str, str, str]]) -> None:
         print("| " + " | ".join(row) + " |")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cases", nargs="+", default=["mlp_mnist", "cnn_cifar"], choices=["mlp_mnist", "cnn_cifar"])
+def main(args: list[str] | None = None) -> None:
+    parser = ArgumentParser(exit_on_error=False, description=__doc__)
+    parser.add_argument("--cases", type=list[Literal["mlp_mnist", "cnn_cifar"]], default=["mlp_mnist", "cnn_cifar"])
     parser.add_argument("--batches", type=int, default=120, help="training steps per path")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
     parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers of path 3")
+    parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
     parser.add_argument("--generated_size", type=int, default=0, help="use generated data of this many images")
-    parser.add_argument("--cifar_folder", help="an extracted CIFAR-10 image folder (default: the shared sample)")
-    args = parser.parse_args(argv)
-    if not 0 <= args.warmup < args.batches:
-        parser.error(f"--warmup {args.warmup} must be at least 0 and below --batches {args.batches}")
-    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}")
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
+    parser.add_argument("--cifar_folder", type=str | None, default=None,
+                        help="an extracted CIFAR-10 image folder (default: the shared sample)")
+    with exits_on_user_error():
+        config = parser.parse_args(sys.argv[1:] if args is None else args)
+        if not 0 <= config.warmup < config.batches:
+            raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
+        devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}")
+        with tempfile.TemporaryDirectory() as scratch:
             for device in devices:
-                for case in args.cases:
-                    print_table(measure(case, device, Path(scratch), args))
-        except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+                for case in config.cases:
+                    print_table(measure(case, device, Path(scratch), config))

@@ -10,19 +10,20 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from project.figures import MAX_SAMPLES, confusion_matrix_figure, predictions_figure
 
 
-class LogEvaluationFigures(Callback):
-    """Accumulates the test predictions and logs the figures and HPARAMS metrics when a test run ends.
+class CollectTestPredictions(Callback):
+    """Accumulates a test run's confusion matrix (torchmetrics) and its first 16 images with their predictions.
 
-    Does nothing unless the logger is a TensorBoardLogger (no logger: no extra forward passes either).
+    Collects only under a TensorBoard logger unless `always` (scripts/evaluate.py): without one, no extra work.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, always: bool = False) -> None:
+        self.always = always
         self.confusion: MulticlassConfusionMatrix | None = None
         self.samples: list[tuple[Tensor, Tensor, Tensor]] = []
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.samples = []
-        if isinstance(trainer.logger, TensorBoardLogger):
+        if self.always or isinstance(trainer.logger, TensorBoardLogger):
             self.confusion = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
         else:
             self.confusion = None
@@ -41,6 +42,10 @@ class LogEvaluationFigures(Callback):
         if kept < MAX_SAMPLES:
             take = MAX_SAMPLES - kept
             self.samples.append((images[:take].cpu(), labels[:take].cpu(), predictions[:take].cpu()))
+
+
+class LogEvaluationFigures(CollectTestPredictions):
+    """At the end of a test run: the confusion matrix, sample predictions and HPARAMS metrics in TensorBoard."""
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         logger = trainer.logger

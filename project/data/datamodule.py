@@ -129,13 +129,14 @@ class ImageDataModule(LightningDataModule):
             seed = derived_seed(hp.split_seed, Stream.VAL_SPLIT)
             train_index, val_index = stratified_split(train.labels, hp.val_fraction, seed)
             train, val = train.subset(train_index), train.subset(val_index)
-        if self.from_disk:  # statistics from a sample: decoding every image is what this path avoids
-            images = FileImages(train, self.input_shape, hp.image_size).sample(2000, hp.split_seed)
-        else:
+        if not self.from_disk:
             train, val, test = (self._adapt(image_set) for image_set in (train, val, test))
-            images = train.images
-        # Statistics of all training classes, so a source and a target task of one dataset share them.
-        self.mean, self.std = channel_mean_std(images)
+        if self.mean is None:  # unless a trained model's were given (normalize_like)
+            # Statistics of all training classes, so a source and a target task of one dataset share them; from
+            # disk, of a sample: decoding every image is what that path avoids.
+            sample = FileImages(train, self.input_shape, hp.image_size).sample(2000, hp.split_seed) if self.from_disk \
+                else train.images
+            self.mean, self.std = channel_mean_std(sample)
         train, val, test = (select_classes(image_set, self.class_ids) for image_set in (train, val, test))
         counts = torch.bincount(train.labels, minlength=self.num_classes)
         if (counts == 0).any():
@@ -222,12 +223,14 @@ class ImageDataModule(LightningDataModule):
             self.mean, self.std = self.mean.to(images.device), self.std.to(images.device)
         return normalize(images, self.mean, self.std), labels
 
+    def normalize_like(self, preprocessing: dict[str, Any]) -> None:
+        """Normalize with a trained model's statistics (its `preprocessing`) instead of this data's own."""
+        self.mean = torch.tensor(preprocessing["mean"], dtype=torch.float32)
+        self.std = torch.tensor(preprocessing["std"], dtype=torch.float32)
+
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: the normalization a model was trained with, and the shuffle's position."""
-        state: dict[str, Any] = {"train_passes": self.train_sampler.passes if self.train_sampler else 0}
-        if self.mean is not None:
-            state.update(mean=self.mean.tolist(), std=self.std.tolist())
-        return state
+        """Saved in every checkpoint: the shuffle's position. (The normalization is the model's: `preprocessing`.)"""
+        return {"train_passes": self.train_sampler.passes if self.train_sampler else 0}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """On resume, Lightning restores this before it makes the train dataloader."""

@@ -1,6 +1,8 @@
 """scripts/evaluate.py: a checkpoint's test loss, accuracy, per-class accuracy and confusion matrix, saved to files.
 
-The data defaults to what the checkpoint was trained on (its test split); `--data.*` changes any setting of it.
+Lightning's own test loop on the model read back from its checkpoint, with its torchmetrics, so the numbers are
+those the training run's final test reports. The data defaults to what the checkpoint was trained on (its test
+split); `--data.*` changes any setting of it, and the model's own normalization is used whatever the data.
 """
 
 import inspect
@@ -8,15 +10,16 @@ import json
 import sys
 
 import torch
-import torch.nn.functional as F
 from jsonargparse import ArgumentParser
-from torch import Tensor
-from torch.utils.data import DataLoader
+from lightning.pytorch import Trainer
 
+from project.callbacks.evaluation_figures import CollectTestPredictions
+from project.checkpoints.files import load_checkpoint
 from project.data import ImageDataModule
-from project.errors import UserError
+from project.errors import UserError, exits_on_user_error
 from project.figures import confusion_matrix_figure
-from project.inference.loading import Classifier, inference_device, load_classifier
+from project.inference.loading import add_model_arguments, inference_device, load_trained_model
+from project.lightning_modules import ImageClassifier
 from project.output_files import output_folder, run_folder, unused_stem
 
 SUFFIXES = (".json", "_confusion.png")
@@ -26,68 +29,70 @@ def main(args: list[str] | None = None) -> None:
     """Evaluate, print the numbers, write `<stem>.json` and `<stem>_confusion.png`; a user error exits with 2."""
     args = list(sys.argv[1:] if args is None else args)
     parser = build_parser()
-    try:
-        # Parsed twice: first for --ckpt, then with the checkpoint's data settings as defaults, so that
+    with exits_on_user_error():
+        # Parsed twice: first for --ckpt_path, then with the checkpoint's data settings as defaults, so that
         # --data.* changes only the settings it names.
         config = parser.parse_args(args)
-        classifier = load_classifier(config.ckpt, inference_device(config.device))
+        device = inference_device(config.device)
+        model, path = load_trained_model(config.ckpt_path)
         known = inspect.signature(ImageDataModule).parameters
-        parser.set_defaults({f"data.{key}": value for key, value in classifier.data_settings.items() if key in known})
+        saved = load_checkpoint(path).get("datamodule_hyper_parameters", {})
+        parser.set_defaults({f"data.{key}": value for key, value in saved.items() if key in known})
         config = parser.parse_args(args)
-        data = evaluation_data(classifier, config.data.as_dict())
-        loss, matrix = evaluate(classifier, data.test_dataloader())
-        folder = output_folder(config.output, run_folder(classifier.checkpoint_path) / "evaluation")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    stem = unused_stem(folder, f"{classifier.checkpoint_path.stem}_{data.hparams.dataset}_test", SUFFIXES)
-    results = summary(classifier, data, loss, matrix)
+        data = evaluation_data(model, config.data.as_dict())
+        folder = output_folder(config.output_dir, run_folder(path) / "evaluation")
+        results = evaluate(model, data, device)
+    stem = unused_stem(folder, f"{path.stem}_{data.hparams.dataset}_test", SUFFIXES)
+    results = {"checkpoint": str(path), "data": dict(data.hparams), **results}
     (folder / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    confusion_matrix_figure(matrix, classifier.class_names).savefig(folder / f"{stem}_confusion.png")
+    class_names = model.preprocessing["class_names"]
+    confusion_matrix_figure(torch.tensor(results["confusion_matrix"]), class_names).savefig(
+        folder / f"{stem}_confusion.png"
+    )
     print(report(results))
     print(f"written:    {folder / (stem + SUFFIXES[0])}, {folder / (stem + SUFFIXES[1])}")
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         description="Evaluate a checkpoint on a test split: loss, accuracy, confusion matrix. The --data.* settings "
-        "default to those the checkpoint was trained with (not the defaults shown below); give only what changes."
+        "default to those the checkpoint was trained with (not the defaults shown below); give only what changes.",
     )
+    add_model_arguments(parser)
     parser.add_argument(
-        "--ckpt", type=str, required=True, help="a .ckpt file, a run folder or an experiment folder (its best one)"
+        "--output_dir", type=str | None, default=None, help="folder for the results (default: <run folder>/evaluation)"
     )
-    parser.add_argument(
-        "--output", type=str | None, default=None, help="folder for the results (default: <run folder>/evaluation)"
-    )
-    parser.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:N (default: a GPU if any)")
     parser.add_class_arguments(ImageDataModule, "data")
     return parser
 
 
-def evaluation_data(classifier: Classifier, settings: dict) -> ImageDataModule:
+def evaluation_data(model: ImageClassifier, settings: dict) -> ImageDataModule:
     """The DataModule of `settings`, its images shaped for the model, set up; its classes must match the model's."""
-    channels, height, width = classifier.input_shape
+    channels, height, width = model.preprocessing["input_shape"]
     if settings["channels"] is None:  # other data than the model's: convert it to what the model takes
         settings["channels"] = channels
     if settings["image_size"] is None and height == width:
         settings["image_size"] = height
     data = ImageDataModule(**settings)
+    data.normalize_like(model.preprocessing)  # what the weights were trained under, whatever these images are
     data.prepare_data()
     data.setup("test")
-    if data.input_shape != classifier.input_shape:
+    class_names = model.preprocessing["class_names"]
+    if list(data.input_shape) != [channels, height, width]:
         raise UserError(
-            f"the data gives {data.input_shape} (C, H, W) images but the model takes {classifier.input_shape}: "
+            f"the data gives {data.input_shape} (C, H, W) images but the model takes {(channels, height, width)}: "
             f"set --data.channels={channels} --data.image_size={height}"
         )
-    if data.num_classes != len(classifier.class_names):
+    if data.num_classes != len(class_names):
         raise UserError(
             f"the data has {data.num_classes} classes {data.class_names[:10]} but the model predicts "
-            f"{len(classifier.class_names)} {classifier.class_names[:10]}: select them with --data.classes"
+            f"{len(class_names)} {class_names[:10]}: select them with --data.classes"
         )
-    if data.class_names != classifier.class_names:
+    if data.class_names != class_names:
         print(
-            f"note: the data's classes {data.class_names[:10]} are not named like the model's "
-            f"{classifier.class_names[:10]}; they are matched by position",
+            f"note: the data's classes {data.class_names[:10]} are not named like the model's {class_names[:10]}; "
+            f"they are matched by position",
             file=sys.stderr,
         )
     if len(data.test_set) == 0:
@@ -95,42 +100,32 @@ def evaluation_data(classifier: Classifier, settings: dict) -> ImageDataModule:
     return data
 
 
-@torch.inference_mode()
-def evaluate(classifier: Classifier, loader: DataLoader) -> tuple[float, Tensor]:
-    """Mean cross-entropy and the confusion matrix (rows: true class, columns: predicted) over every batch.
-
-    Normalized with the checkpoint's statistics, not the data's: they are part of what the model learned.
-    """
-    size = len(classifier.class_names)
-    loss_sum = 0.0
-    matrix = torch.zeros(size, size, dtype=torch.int64)
-    for images, labels in loader:
-        logits = classifier.logits(images)
-        labels = labels.to(logits.device)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        pairs = labels * size + logits.argmax(dim=1)
-        matrix += torch.bincount(pairs, minlength=size * size).view(size, size).cpu()
-    return loss_sum / int(matrix.sum()), matrix
-
-
-def summary(classifier: Classifier, data: ImageDataModule, loss: float, matrix: Tensor) -> dict:
-    """Everything the evaluation found, as plain values for the JSON file."""
+def evaluate(model: ImageClassifier, data: ImageDataModule, device: torch.device) -> dict:
+    """Lightning's test loop: loss and accuracy from the model's own metrics, the confusion matrix beside them."""
+    collector = CollectTestPredictions(always=True)
+    placement = {"accelerator": "gpu", "devices": [device.index or 0]} if device.type == "cuda" else {
+        "accelerator": "cpu", "devices": 1
+    }
+    trainer = Trainer(
+        **placement, logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[collector]
+    )
+    metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    matrix = collector.confusion.compute().cpu()
+    class_names = model.preprocessing["class_names"]
     return {
-        "checkpoint": str(classifier.checkpoint_path),
-        "data": {key: value for key, value in data.hparams.items() if not key.startswith("_")},
         "split": "test",
         "samples": int(matrix.sum()),
-        "loss": loss,
-        "accuracy": int(matrix.diag().sum()) / int(matrix.sum()),
+        "loss": metrics["test/loss"],
+        "accuracy": metrics["test/acc"],
         "per_class": [
             {"class": name, "samples": int(matrix[index].sum()), "accuracy": class_accuracy(matrix, index)}
-            for index, name in enumerate(classifier.class_names)
+            for index, name in enumerate(class_names)
         ],
         "confusion_matrix": matrix.tolist(),
     }
 
 
-def class_accuracy(matrix: Tensor, index: int) -> float | None:
+def class_accuracy(matrix: torch.Tensor, index: int) -> float | None:
     """The share of class `index`'s images predicted as it (its recall); None if it has no test images."""
     samples = int(matrix[index].sum())
     return int(matrix[index, index]) / samples if samples else None

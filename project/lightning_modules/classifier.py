@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from project.backbones import BackboneName, build_backbone
+from project.data.batch_transforms import normalize
 from project.errors import UserError
 from project.lightning_modules.lr_schedules import SCHEDULES
 
@@ -63,6 +64,9 @@ class ImageClassifier(LightningModule):
         if hasattr(self.backbone, "report"):  # what a zoo backbone reused and what is new
             rank_zero_info(f"backbone {self.backbone.report}")
         self.head = nn.Linear(self.backbone.out_features, num_classes)
+        # What an input must be for this model, recorded from the data when training starts and kept in every
+        # checkpoint (as timm's pretrained_cfg): normalization mean/std of uint8/255 images, shape, class names.
+        self.preprocessing: dict[str, Any] | None = None
         for stage in STAGES:  # one metric object per split: their states must not mix
             setattr(self, f"{stage}_accuracy", MulticlassAccuracy(num_classes, average="micro"))
 
@@ -73,6 +77,23 @@ class ImageClassifier(LightningModule):
         if self.hparams.compile and not getattr(self, "_compiled", False):
             self.backbone.compile()  # in place, unlike torch.compile(module): no "_orig_mod." key prefix
             self._compiled = True
+
+    def setup(self, stage: str) -> None:
+        """Record the data's normalization, which this model's weights are only right under."""
+        data = self.trainer.datamodule if self._trainer is not None else None
+        if stage == "fit" and getattr(data, "mean", None) is not None:
+            self.preprocessing = {
+                "mean": data.mean.tolist(), "std": data.std.tolist(), "input_shape": list(self.hparams.input_shape),
+                "class_names": list(self.hparams.class_names or map(str, range(self.hparams.num_classes))),
+            }
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """uint8 (N, C, H, W) images of `input_shape` as the model takes them: scaled and normalized, on its device."""
+        if self.preprocessing is None:
+            raise UserError("this model was never trained on data, so its input normalization is unknown")
+        mean = torch.tensor(self.preprocessing["mean"], device=self.device)
+        std = torch.tensor(self.preprocessing["std"], device=self.device)
+        return normalize(images.to(self.device), mean, std)
 
     def forward(self, images: Tensor) -> Tensor:
         if self.hparams.channels_last and images.ndim == 4:
@@ -165,12 +186,16 @@ class ImageClassifier(LightningModule):
         rather than after every optimizer step, so the check costs nothing between checkpoints.
         """
         checkpoint["model_class"] = type(self).__name__  # which class reads it back (scripts/evaluate.py, resume)
+        checkpoint["preprocessing"] = self.preprocessing
         broken = [k for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()]
         if broken:
             raise UserError(
                 f"the weights became NaN or infinite by step {self.global_step} (epoch {self.current_epoch}, e.g. "
                 f"{broken[0]}): lower --model.lr or check the data; the checkpoints on disk were left as they were"
             )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.preprocessing = checkpoint.get("preprocessing")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """A group gated to lr 0 takes no step at all: no momentum, no weight decay, untouched weights."""

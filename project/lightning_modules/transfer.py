@@ -115,6 +115,7 @@ class TransferClassifier(ImageClassifier):
 
     def setup(self, stage: str) -> None:
         """The plan learns the run's length, which LP-FT's phases are fractions of."""
+        super().setup(stage)
         if stage != "fit":
             return
         epochs = self.trainer.max_epochs
@@ -155,6 +156,7 @@ class TransferClassifier(ImageClassifier):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A checkpoint holds the whole trained model: the pretrained file is not read again."""
+        super().on_load_checkpoint(checkpoint)
         self.provenance = checkpoint.get("provenance", {})
         self.pretrained_weights_loaded = True
 

@@ -1,13 +1,13 @@
 """scripts/report.py: runs side by side: their curves in report.png, their numbers in report.md (also printed)."""
 
-import argparse
 import sys
 from pathlib import Path
 
+from jsonargparse import ArgumentParser
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from project.errors import UserError
+from project.errors import exits_on_user_error
 from project.output_files import output_folder, unused_stem
 from project.reports.run_events import Run, read_run
 
@@ -15,23 +15,18 @@ COLUMNS = ("run", "best val acc", "test acc", "epochs", "wall time", "parameters
 MISSING = "–"  # a value the run never logged
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> None:
     """Read the runs, write the figure and the table; a bad folder exits with status 2 and a one-line message."""
-    parser = argparse.ArgumentParser(description="Compare finished runs in a figure (report.png) and a table.")
+    parser = ArgumentParser(exit_on_error=False, description="Compare finished runs in a figure and a table.")
+    parser.add_argument("run_dirs", nargs="+", type=str, help="run folders: lightning_logs/<experiment>/version_N")
     parser.add_argument(
-        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="a run folder: lightning_logs/<experiment>/version_N"
-    )
-    parser.add_argument(
-        "--output", type=Path, default=Path("."),
+        "--output_dir", type=str, default=".",
         help="folder for report.png and report.md (report_2.* and so on when those exist: nothing is overwritten)",
     )
-    args = parser.parse_args(argv)
-    try:
-        runs = [read_run(run_dir) for run_dir in args.run_dirs]
-        folder = output_folder(args.output, args.output)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    with exits_on_user_error():
+        config = parser.parse_args(sys.argv[1:] if args is None else args)
+        runs = [read_run(Path(run_dir)) for run_dir in config.run_dirs]
+        folder = output_folder(config.output_dir, Path(config.output_dir))
     stem = unused_stem(folder, "report", (".png", ".md"))
     curves_figure(runs).savefig(folder / f"{stem}.png")
     table = markdown_table(runs)
