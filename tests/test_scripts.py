@@ -136,7 +136,7 @@ def test_imagefolder_data_runs_end_to_end(tmp_path, monkeypatch, image_folder):
 
 PAIR_FINETUNE_CONFIGS = ["digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml"]
 FINETUNE_CONFIGS = {*PAIR_FINETUNE_CONFIGS, "resnet18_imagefolder.yaml"}
-STUDY_CONFIGS = {"study_digits.yaml"}
+STUDY_CONFIGS = {"study_digits.yaml", "study_cifar10_related.yaml"}
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
