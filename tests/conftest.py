@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_runs
 from PIL import Image
 
 IMAGE_FOLDER_CLASSES = ("cat", "dog", "ship")
@@ -78,6 +79,27 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="session")
+def pretrained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny pretraining run of the default config (digits 0-4) for the whole session: its run folder.
+
+    Tests read it and never change it (they copy it first); the bad-input tests check that by its checksums.
+    """
+    folder = tmp_path_factory.mktemp("session_runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # relative defaults (data/cache) stay out of the repository
+        return tiny_runs.pretrained_run(folder)
+
+
+@pytest.fixture(scope="session")
+def finetuned_run(pretrained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny fine-tuning run (digits 5-9) from a copy of `pretrained_run` that is deleted afterwards."""
+    folder = tmp_path_factory.mktemp("session_finetuned")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        return tiny_runs.finetuned_run(folder, pretrained_run)
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import Trainer
-from tiny_runs import best_checkpoint, finetuned_run, pretrained_run
+from tiny_runs import best_checkpoint
 
 from project.data import ImageDataModule
 from project.inference.evaluate import main as evaluate_main
@@ -20,14 +20,9 @@ from project.lightning_modules import ImageClassifier, TransferClassifier
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A pretraining run and a run fine-tuned from it, trained once for this module."""
-    folder = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)  # relative defaults (data/cache) stay out of the repository
-        pretrained = pretrained_run(folder)
-        return {"pretrained": pretrained, "finetuned": finetuned_run(folder, pretrained)}
+@pytest.fixture
+def runs(pretrained_run: Path, finetuned_run: Path) -> dict[str, Path]:
+    return {"pretrained": pretrained_run, "finetuned": finetuned_run}
 
 
 def only(paths) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import best_checkpoint, pretrained_run
+from tiny_runs import best_checkpoint
 
 from project.inference.export import main as export_main
 from project.lightning_modules import ImageClassifier
@@ -18,9 +18,8 @@ STEM = "best-epoch=000"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny pretraining run (digits 0-4, gray 28×28), trained once for this module."""
-    return pretrained_run(tmp_path_factory.mktemp("runs"))
+def run(pretrained_run: Path) -> Path:
+    return pretrained_run
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_runs import pretrained_run
 
 from project.data.batch_transforms import normalize
 from project.inference.loading import load_trained_model
@@ -20,9 +19,8 @@ CLASSES = ["0", "1", "2", "3", "4"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny pretraining run (digits 0-4, gray 28×28), trained once for this module."""
-    return pretrained_run(tmp_path_factory.mktemp("runs"))
+def run(pretrained_run: Path) -> Path:
+    return pretrained_run
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def test_unknown_weights_name_lists_the_choices():
 
 
 def test_torchvision_weights_need_a_torchvision_backbone(resnet18_file):
-    with pytest.raises(UserError, match="need a torchvision backbone: set --model.backbone"):
+    with pytest.raises(UserError, match="not a checkpoint of this project .* set --model.backbone to its architecture"):
         PretrainedBackbone.open(str(resnet18_file), "cnn")
 
 

@@ -9,8 +9,8 @@ from project.cli.training import run_experiment
 from project.lightning_modules import ImageClassifier, TransferClassifier
 
 # More batches and a higher lr than the config's gentle one: a model that predicts several classes, so
-# accuracies and confusion matrices have something to show (still a few seconds on CPU). No TensorBoard files.
-LEARN_A_LITTLE = ["--trainer.limit_train_batches=8", "--model.lr=0.05", "--trainer.logger=false"]
+# accuracies and confusion matrices have something to show (still a few seconds on CPU).
+LEARN_A_LITTLE = ["--trainer.limit_train_batches=8", "--model.lr=0.05"]
 
 
 def pretrained_run(output_dir: Path) -> Path:

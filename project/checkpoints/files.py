@@ -47,9 +47,22 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
     for run in runs:
         pattern = CHECKPOINT_PATTERNS["last" if which == "best" and selects_last_epoch(run) else which]
         found = sorted((run / "checkpoints").glob(pattern), key=lambda p: p.stat().st_mtime)
-        complete = [path for path in found if zipfile.is_zipfile(path)]  # skip a damaged file for an older one
+        if not found:
+            continue  # a run stopped before its first checkpoint: an older run's may be the one
+        complete = [path for path in found if zipfile.is_zipfile(path)]
         if complete:
             return complete[-1]
+        if which == "last":  # resuming: the run's newest complete checkpoint of any kind keeps it going
+            others = sorted((run / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+            fallback = [path for path in others if zipfile.is_zipfile(path)]
+            if fallback:
+                print(f"note: {str(found[-1])!r} is damaged (not a complete checkpoint); resuming from "
+                      f"{str(fallback[-1])!r}, the run's newest complete one")
+                return fallback[-1]
+        raise UserError(
+            f"{str(found[-1])!r} is damaged (not a complete checkpoint) and its run holds no other complete "
+            f"checkpoint: start a new run without --ckpt_path, or give another checkpoint"
+        )
     raise UserError(
         f"no {which} checkpoint ({CHECKPOINT_PATTERNS[which]}) under {str(path)!r}: run the training that writes it "
         f"first (e.g. python scripts/pretrain.py), or give the .ckpt path"

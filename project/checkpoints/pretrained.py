@@ -102,8 +102,8 @@ def zoo_architecture(backbone: str | None, source: str) -> str:
     """The configured zoo backbone that torchvision weights are for."""
     if backbone not in ZOO_ARCHITECTURES:
         raise UserError(
-            f"{source!r} holds torchvision weights, which need a torchvision backbone: set --model.backbone to one "
-            f"of {list(ZOO_ARCHITECTURES)} (not {backbone!r})"
+            f"{source!r} is not a checkpoint of this project (it has no state_dict): if it is a torchvision model's "
+            f"state dict, set --model.backbone to its architecture, one of {list(ZOO_ARCHITECTURES)}"
         )
     return backbone
 

@@ -63,22 +63,31 @@ def model_class_name(checkpoint: dict[str, Any]) -> str:
 def check_resume_fits(resume: Resume, model: LightningModule) -> None:
     """The checkpoint must be of the same class and architecture as `model` (classes and input shape included)."""
     saved_class, own_class = model_class_name(resume.checkpoint), type(model).__name__
+    fix = (
+        "resume with the script and settings that wrote it (its config.yaml is in its run folder), or drop "
+        "--ckpt_path to start a new run"
+    )
+    if saved_class != own_class:
+        raise UserError(
+            f"cannot resume from {str(resume.path)!r}: it is {article(saved_class)} {saved_class} checkpoint but this "
+            f"run builds {article(own_class)} {own_class}; {fix}"
+        )
     differing = [
-        f"{key} {resume.hparams.get(key)!r} vs {model.hparams.get(key)!r}"
+        f"{key} {normalized(resume.hparams.get(key))!r} vs {normalized(model.hparams.get(key))!r}"
         for key in ARCHITECTURE_KEYS
         if normalized(resume.hparams.get(key)) != normalized(model.hparams.get(key))
     ]
-    own = model.state_dict()
-    saved = resume.checkpoint["state_dict"]
-    reshaped = [key for key in own.keys() & saved.keys() if own[key].shape != saved[key].shape]
-    if saved_class != own_class or differing or reshaped or own.keys() != saved.keys():
-        what = f"a {saved_class}" if saved_class != own_class else "another model"
-        detail = "; ".join(differing[:3]) or f"weights {sorted(set(own) ^ set(saved) | set(reshaped))[:3]}"
+    own, saved = model.state_dict(), resume.checkpoint["state_dict"]
+    reshaped = sorted(key for key in own.keys() & saved.keys() if own[key].shape != saved[key].shape)
+    if differing or reshaped or own.keys() != saved.keys():
+        detail = "; ".join(differing[:3]) or f"weights {sorted(set(own) ^ set(saved))[:3] or reshaped[:3]}"
         raise UserError(
-            f"cannot resume from {str(resume.path)!r}: it holds {what} than this run builds ({own_class}; {detail}); "
-            f"resume with the script and settings that wrote it (its config.yaml is in its run folder), or drop "
-            f"--ckpt_path to start a new run"
+            f"cannot resume from {str(resume.path)!r}: its model differs from the one this run builds ({detail}); {fix}"
         )
+
+
+def article(name: str) -> str:
+    return "an" if name[:1] in "AEIOU" else "a"
 
 
 def normalized(value: Any) -> Any:

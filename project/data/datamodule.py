@@ -85,9 +85,6 @@ class ImageDataModule(LightningDataModule):
         self.source = open_source(dataset, root, download, image_size, cache_dir, in_memory, memory_limit_gb)
         self.class_ids = resolve_classes(classes, self.source.class_names)
         self.class_names = [self.source.class_names[i] for i in self.class_ids]
-        native = self.source.shape
-        self.input_shape = (channels or native[0], image_size or native[1], image_size or native[2])
-        self.augment = native[0] == 3 if augment is None else augment
         self.mean = self.std = None
         self.train_set: ImageSet | None = None
         self.val_set: ImageSet | None = None
@@ -108,6 +105,19 @@ class ImageDataModule(LightningDataModule):
         if budget == "all":
             return None
         return self.hparams.samples_per_class if budget is None else budget
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) the model gets. An image folder is read here, on first use (when LightningCLI links the shape
+        into the model, or at setup), after its classes were checked."""
+        native = self.source.shape
+        channels, size = self.hparams.channels, self.hparams.image_size
+        return (channels or native[0], size or native[1], size or native[2])
+
+    @property
+    def augment(self) -> bool:
+        """Crop and flip while training: as set, or by default for colour data."""
+        return self.source.shape[0] == 3 if self.hparams.augment is None else self.hparams.augment
 
     @property
     def from_disk(self) -> bool:

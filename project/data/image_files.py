@@ -59,10 +59,13 @@ def decode_image(path: Path) -> Tensor:
 
 
 def image_header(path: Path) -> tuple[int, int, int]:
-    """(C, H, W) of an image from its header alone (nothing decoded): the file is there, readable, an image."""
+    """(C, H, W) of an image without decoding its pixels: the file is there, readable, an image, and whole as far as
+    its format can tell without decoding (PIL's verify: a PNG's checksums, for one)."""
     try:
         with Image.open(path) as image:
             width, height = image.size
-            return (1 if image.mode in GRAY_MODES else 3, height, width)
+            channels = 1 if image.mode in GRAY_MODES else 3
+            image.verify()
+            return channels, height, width
     except UNREADABLE as error:
         raise UserError(f"cannot read image {str(path)!r} ({error}): remove or replace the file") from error

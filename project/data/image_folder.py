@@ -1,8 +1,8 @@
 """The user's own images: `root/<class>/*.png|jpg`, or `root/train|val|test/<class>/...` with given splits.
 
-Opened when the DataModule is built, so its classes and image shape are those of the files themselves, and a
+Read when the DataModule is built, so its classes and image shape are those of the files themselves, and a
 missing, unreadable or corrupt file stops the run before anything is written: in memory every image is decoded
-(or read back from the decode cache); from disk every file's header is read.
+(or read back from the decode cache); from disk every file's header is read and checked.
 """
 
 import os
@@ -22,51 +22,61 @@ LabelledFiles = list[tuple[Path, int]]
 
 
 class ImageFolderSource:
-    """An image folder's classes, image shape (C, H, W) and splits, in memory or as file lists."""
+    """An image folder's classes (listed when built), its image shape and splits (read on first use)."""
 
     def __init__(
         self, root: str, image_size: int | None, cache_dir: str | None, in_memory: bool | None, memory_limit_gb: float
     ) -> None:
         self.class_names = folder_class_names(root, cache_dir)
-        folders = split_folders(root)
-        self.files = {split: labelled_files(path, self.class_names) for split, path in folders.items()}
+        self.folders = split_folders(root)
+        self.files = {split: labelled_files(path, self.class_names) for split, path in self.folders.items()}
+        self.image_size, self.cache_dir = image_size, cache_dir
         count = sum(len(files) for files in self.files.values())
         if in_memory is None:  # the decoded size, at the size of the first image (or image_size)
             channels, height, width = image_header(self.files["train"][0][0])
             decoded = count * channels * (image_size or height) * (image_size or width)
             in_memory = decoded <= memory_limit_gb * 2**30
         self.from_disk = not in_memory
-        if self.from_disk:
-            shapes = {split: header_shape(files, image_size) for split, files in self.files.items()}
-            self.loaded: dict[str, ImageSet] = {}
-        else:
-            self.loaded = {
-                split: decoded_split(folders[split], files, image_size, cache_dir)
-                for split, files in self.files.items()
-            }
-            shapes = {split: tuple(image_set.images.shape[1:]) for split, image_set in self.loaded.items()}
-        first = shapes["train"]
-        for split, shape in shapes.items():
-            if shape[1:] != first[1:]:
-                raise UserError(
-                    f"the {split} images are {shape[2]}×{shape[1]} but the training images {first[2]}×{first[1]}: "
-                    f"set --data.image_size to resize every split"
-                )
-        # Colour wins: a split with any colour image makes the data 3-channel (gray images are replicated).
-        self.shape = (max(shape[0] for shape in shapes.values()), first[1], first[2])
+        self._shape: tuple[int, int, int] | None = None
+        self._loaded: dict[str, ImageSet] = {}
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images: on first use every image is decoded (or read from the decode cache), or, from
+        disk, every file's header is read and checked, so a bad file stops the run before anything is written."""
+        if self._shape is None:
+            if self.from_disk:
+                shapes = {split: header_shape(files, self.image_size) for split, files in self.files.items()}
+            else:
+                self._loaded = {
+                    split: decoded_split(self.folders[split], files, self.image_size, self.cache_dir)
+                    for split, files in self.files.items()
+                }
+                shapes = {split: tuple(image_set.images.shape[1:]) for split, image_set in self._loaded.items()}
+            first = shapes["train"]
+            for split, shape in shapes.items():
+                if shape[1:] != first[1:]:
+                    raise UserError(
+                        f"the {split} images are {shape[2]}×{shape[1]} but the training images {first[2]}×{first[1]}"
+                        f": set --data.image_size to resize every split"
+                    )
+            # Colour wins: a split with any colour image makes the data 3-channel (gray images are replicated).
+            self._shape = (max(shape[0] for shape in shapes.values()), first[1], first[2])
+        return self._shape
 
     def prepare(self) -> None:
-        """Nothing to download: the folder was opened when the source was built."""
+        """Nothing to download."""
 
     def load(self) -> tuple[ImageSet | FileImageSet, ImageSet | FileImageSet | None, ImageSet | FileImageSet | None]:
         """(train, val, test): decoded tensors, or file lists from disk; None for a split folder that is absent."""
+        self.shape  # noqa: B018 - reads and checks every file first
         if self.from_disk:
             sets = {
                 split: FileImageSet([path for path, _ in files], torch.tensor([label for _, label in files]))
                 for split, files in self.files.items()
             }
         else:
-            sets = self.loaded
+            sets = self._loaded
         return sets["train"], sets.get("val"), sets.get("test")
 
 

@@ -1,5 +1,8 @@
 """MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 through torchvision, downloaded where the network allows."""
 
+import shutil
+from pathlib import Path
+
 import torch
 from torchvision import datasets
 
@@ -28,10 +31,19 @@ TORCHVISION_DATASETS = {
 def download_torchvision_dataset(name: str, root: str) -> None:
     """Download both splits unless they are under `root` already; a clear error where there is no network."""
     dataset_class, _ = TORCHVISION_DATASETS[name]
+    folder = Path(root)
+    before = set(folder.iterdir()) if folder.is_dir() else None
     for train in (True, False):
         try:
             dataset_class(root, train=train, download=True)
         except Exception as error:  # URLError, HTTPError, OSError, checksum RuntimeError: all mean "not here"
+            # What the failed download made (the root, a half-written archive) goes; what was there stays.
+            made = [folder] if before is None else [path for path in folder.iterdir() if path not in before]
+            for path in made:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
             raise UserError(
                 f"{name} is not under {root!r} and could not be downloaded ({type(error).__name__}: "
                 f"{' '.join(str(error).split())}). "  # torchvision's message spans lines: keep ours on one

@@ -52,6 +52,11 @@ def read_run(run_dir: Path) -> Run:
             first_wall_times.append(accumulator.FirstEventTimestamp())
         except ValueError:  # an empty file, e.g. from a run killed as it started
             pass
+    if not scalars:
+        raise UserError(
+            f"{str(run_dir)!r} holds event files but no readable curves in them (damaged, or not TensorBoard's): "
+            f"pass the run folder of a run that logged to TensorBoard"
+        )
     for events in scalars.values():
         events.sort(key=lambda event: event.wall_time)
     last_wall_time = max((event.wall_time for events in scalars.values() for event in events), default=None)

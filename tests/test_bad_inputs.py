@@ -1,0 +1,305 @@
+"""The README's promise for every mistake a user can make: exit status 2, one line `error: ...` on stderr naming what
+was wrong and what to do, and nothing on disk changed (checksums of every file, before and after).
+
+The cases are those of the bad-input audit (../shared/audits/bad-inputs-2026-11.md) that broke the promise, and a
+sample of those that kept it. Each runs the script's main in-process, in its own empty working folder, against a
+shared world of runs and crafted files that no case may touch.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from crafted_files import bad_checkpoints, image_folders
+from tiny_settings import TINY_CNN, TINY_RUN
+
+from project.checkpoints.files import find_checkpoint
+from project.cli.training import run_experiment
+from project.inference import evaluate, export, predict
+from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.reports import run_report
+from project.study import main as study
+from project.transferability import main as transferability
+
+SCRIPTS: dict[str, Callable[[list[str]], object]] = {
+    "pretrain": lambda args: run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, *args]),
+    "finetune": lambda args: run_experiment(TransferClassifier, "digits_finetune.yaml", [*TINY_RUN, *args]),
+    "evaluate": evaluate.main,
+    "predict": predict.main,
+    "export": export.main,
+    "report": run_report.main,
+    "study": lambda args: study.main([f"--extra_args={[*TINY_RUN, TINY_CNN]}", *args]),
+    "transferability": transferability.main,
+}
+HELP = "(--help lists every option)"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, pretrained_run: Path, finetuned_run: Path) -> dict[str, Path]:
+    """Runs (a CNN, an MLP, a fine-tuned one), crafted image folders and checkpoints, and a plain file."""
+    root = tmp_path_factory.mktemp("world")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        out = root / "runs"
+        run_experiment(ImageClassifier, "digits_pretrain.yaml", [
+            *TINY_RUN, f"--output_dir={out}", "--experiment=mlp", "--model.backbone=mlp",
+            "--model.backbone_args={hidden_sizes: [8]}", "--trainer.logger=false",
+        ])
+    (root / "afile.txt").write_text("a file, not a folder")
+    (root / "garbage_events").mkdir()
+    (root / "garbage_events" / "events.out.tfevents.1.host.1.0").write_bytes(b"\x00\x01 not a TensorBoard record" * 9)
+    places = {
+        "root": root, "good": pretrained_run, "finetuned": finetuned_run, "mlp": out / "mlp" / "version_0",
+        "afile": root / "afile.txt", "garbage_events": root / "garbage_events", **image_folders(root / "images"),
+    }
+    checkpoints = bad_checkpoints(root / "checkpoints", find_checkpoint(pretrained_run, "best"))
+    return {**places, **{f"ckpt_{name}": path for name, path in checkpoints.items()}}
+
+
+def checksums(*folders: Path) -> dict[str, str]:
+    """Every file and link under `folders` with its content's hash (links by target): what must not change.
+
+    The decode cache (data/cache) is left out: a rebuildable copy of decoded images, which a run that fails after
+    reading its image folder may leave for the next one, as the README says.
+    """
+    sums = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.relative_to(folder).parts[:2] in (("data",), ("data", "cache")):
+                continue
+            if path.is_symlink():
+                sums[str(path)] = f"link to {os.readlink(path)}"
+            elif path.is_file():
+                sums[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                sums[str(path)] = "folder"
+    return sums
+
+
+# (case id, script, arguments, the expected stderr line); {name} is a path of the world, {cwd} the case's folder.
+CASES = [
+    # Options that do not parse: one line naming the option, the value and what it takes (was ~65 lines of usage).
+    ("P01", "pretrain", ["--data.dataset=foo"], "--data.dataset='foo' is not valid: expected one of 'digits', 'mnist', "
+     f"'fashion_mnist', 'cifar10', 'cifar100', 'imagefolder' {HELP}"),
+    ("P02", "pretrain", ["--model.backbone=foo"], "--model.backbone='foo' is not valid: expected one of 'mlp', 'cnn', "
+     f"'resnet18', 'resnet50', 'mobilenet_v3_small', 'efficientnet_b0' {HELP}"),
+    ("P03", "pretrain", ["--trainer.max_epochs=abc"],
+     f"--trainer.max_epochs='abc' is not valid: expected int or null {HELP}"),
+    ("P39", "pretrain", ["--config", "{cwd}/nope.yaml"], "--config: File does not exist: '{cwd}/nope.yaml'"),
+    ("P51", "pretrain", ["--data.channels=2"],
+     f"--data.channels='2' is not valid: expected one of 1, 3 or null {HELP}"),
+    ("P57", "pretrain", ["--seed_everything=abc"],
+     f"--seed_everything='abc' is not valid: expected bool or int {HELP}"),
+    ("P61", "pretrain", ["--model.optimizer=foo"],
+     f"--model.optimizer='foo' is not valid: expected one of 'sgd', 'adamw' {HELP}"),
+    ("P62", "pretrain", ["--model.scheduler=foo"],
+     f"--model.scheduler='foo' is not valid: expected one of 'cosine', 'onecycle', 'none' {HELP}"),
+    ("P63", "pretrain", ["--model.lrr=0.1"], f"unrecognized arguments: --model.lrr=0.1 {HELP}"),
+    ("F01", "finetune", ["--model.strategy=foo"],
+     f"--model.strategy='foo' is not valid: expected one of 'linear_probe', 'full', 'gradual', 'lp_ft' {HELP}"),
+    ("E08", "evaluate", ["--ckpt_path={good}", "--data.dataset=foo"], "--data.dataset='foo' is not valid: expected one "
+     f"of 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'imagefolder' {HELP}"),
+    ("E15", "evaluate", [], f"the following arguments are required: ckpt_path {HELP}"),
+    ("R06", "predict", ["--ckpt_path={good}", "{good}", "--top_k=abc"],
+     f"--top_k='abc' is not valid: expected int {HELP}"),
+    ("R13", "predict", ["--ckpt_path={good}"], f"the following arguments are required: inputs {HELP}"),
+    ("X07", "export", [], f"the following arguments are required: ckpt_path {HELP}"),
+    ("S07", "study", ["--seeds=abc", "--output_dir={cwd}/study"], f"--seeds='abc' is not valid: expected list {HELP}"),
+    # Image folders: every file is read before anything is written (was tracebacks, and run folders left behind).
+    ("P22", "pretrain", ["--data.dataset=imagefolder", "--data.classes=null", "--data.root={dangling}"],
+     "image '{dangling}/c1/zzz.png' is a link to a file that does not exist: remove or replace it"),
+    ("P66", "pretrain", ["--data.dataset=imagefolder", "--data.classes=null", "--data.root={bomb}"],
+     "cannot read image '{bomb}/c1/zzz.png' (Image size (182250000 pixels) exceeds limit of 178956970 pixels, could "
+     "be decompression bomb DOS attack.): remove or replace the file"),
+    ("P18c", "pretrain", ["--data.dataset=imagefolder", "--data.classes=null", "--data.root={corrupt}",
+                          "--data.in_memory=false", "--data.num_workers=1"],
+     "cannot read image '{corrupt}/c1/zzz.jpg' (cannot identify image file '{corrupt}/c1/zzz.jpg'): remove or "
+     "replace the file"),
+    ("P20c", "pretrain", ["--data.dataset=imagefolder", "--data.classes=null", "--data.root={truncated}",
+                          "--data.in_memory=false", "--data.num_workers=0"],
+     "cannot read image '{truncated}/c1/zzz.png' (Truncated File Read): remove or replace the file"),
+    ("E21", "evaluate", ["--ckpt_path={good}", "--data.dataset=imagefolder", "--data.root={dangling}",
+                         "--data.classes=null"],
+     "image '{dangling}/c1/zzz.png' is a link to a file that does not exist: remove or replace it"),
+    # Runs that would train nothing or select on nothing (was exit 0).
+    ("P25", "pretrain", ["--data.dataset=imagefolder", "--data.classes=null", "--data.root={one_each}"],
+     "the validation split is empty (val_fraction=0.1, limit_val_batches=2), so no best checkpoint can be chosen: "
+     "raise --data.val_fraction, or add --model_selection=last_epoch to test and hand on the last epoch's weights"),
+    ("P45", "pretrain", ["--data.val_fraction=0"],
+     "the validation split is empty (val_fraction=0.0, limit_val_batches=2), so no best checkpoint can be chosen: "
+     "raise --data.val_fraction, or add --model_selection=last_epoch to test and hand on the last epoch's weights"),
+    ("P56", "pretrain", ["--trainer.max_epochs=0"], "max_epochs=0, max_steps=-1, limit_train_batches=3: this run would "
+     "train nothing; set --trainer.max_epochs to 1 or more"),
+    # Paths (was tracebacks).
+    ("P37", "pretrain", ["--output_dir={afile}"],
+     "--output_dir '{afile}' is a file: give a folder for the run folders"),
+    ("P38", "pretrain", ["--output_dir={afile}/sub"], "--output_dir '{afile}/sub' is under the file '{afile}': give a "
+     "folder"),
+    ("R07", "predict", ["--ckpt_path={good}", "{good}", "--output_csv={afile}/out.csv"],
+     "--output_csv '{afile}/out.csv' cannot be written: '{afile}' is not a writable folder"),
+    ("R16", "predict", ["--ckpt_path={good}", "{good}", "--output_csv={afile}"],
+     "--output_csv '{afile}' exists: give a new file name (earlier predictions are kept)"),
+    ("S08", "study", ["--output_dir={afile}"], "--output_dir '{afile}' is a file: give a folder for the run folders"),
+    ("T05", "report", ["{mlp}"], "'{mlp}' holds no TensorBoard event files (events.out.tfevents.*): pass a run folder "
+     "lightning_logs/<experiment>/version_N of a run that logged to TensorBoard"),
+    ("T09", "report", ["{garbage_events}"], "'{garbage_events}' holds event files but no readable curves in them "
+     "(damaged, or not TensorBoard's): pass the run folder of a run that logged to TensorBoard"),
+    # Resuming with a checkpoint that does not fit (was tracebacks that wrote into the old run).
+    ("P33", "pretrain", ["--ckpt_path={mlp}/checkpoints/last.ckpt"],
+     "cannot resume from '{mlp}/checkpoints/last.ckpt': its model differs from the one this run builds (backbone "
+     "'mlp' vs 'cnn'; backbone_args {{'hidden_sizes': [8]}} vs {{'channels': [4, 8], 'feature_size': 16, "
+     "'batch_norm': True}}); resume with the script and settings that wrote it (its config.yaml is in its run "
+     "folder), or drop --ckpt_path to start a new run"),
+    ("P34", "pretrain", ["--ckpt_path={good}/checkpoints/last.ckpt", "--data.channels=3"],
+     "cannot resume from '{good}/checkpoints/last.ckpt': its model differs from the one this run builds "
+     "(input_shape [1, 28, 28] vs [3, 28, 28]); resume with the script and settings that wrote it (its config.yaml is "
+     "in its run folder), or drop --ckpt_path to start a new run"),
+    ("P35", "pretrain", ["--ckpt_path={finetuned}/checkpoints/last.ckpt", "--data.classes=[5, 6, 7, 8, 9]"],
+     "cannot resume from '{finetuned}/checkpoints/last.ckpt': it is a TransferClassifier checkpoint but this run "
+     "builds an ImageClassifier; resume with the script and settings that wrote it (its config.yaml is in its run "
+     "folder), or drop --ckpt_path to start a new run"),
+    ("P36", "pretrain", ["--ckpt_path={good}/checkpoints/last.ckpt", "--data.classes=[0, 1, 2]"],
+     "cannot resume from '{good}/checkpoints/last.ckpt': its model differs from the one this run builds (num_classes "
+     "5 vs 3; class_names ['0', '1', '2', '3', '4'] vs ['0', '1', '2']); resume with the script and settings that "
+     "wrote it (its config.yaml is in its run folder), or drop --ckpt_path to start a new run"),
+    ("P65", "pretrain", ["--ckpt_path={good}/checkpoints/last.ckpt", "--data.samples_per_class=1000"],
+     "samples_per_class=1000 but class '0' has only 128 training samples (after the held-out splits): lower "
+     "--data.samples_per_class"),
+    # Studies: checked whole before anything is written (was an empty folder or a study.json blocking the rerun).
+    ("S01", "study", ["--methods=[scratch, foo]", "--output_dir={cwd}/study"], "unknown study method 'foo': choose "
+     "from ['scratch', 'configured', 'full', 'gradual', 'linear_probe', 'lp_ft']"),
+    ("S02", "study", ["--pretrained={cwd}/nope", "--output_dir={cwd}/study"], "checkpoint '{cwd}/nope' does not "
+     "exist: give a .ckpt file, a run folder or an experiment folder"),
+    ("S03", "study", ["--pretrained={good}", "--budgets=[0]", "--output_dir={cwd}/study"],
+     "samples_per_class=0 must be a positive whole number"),
+    ("S04", "study", ["--pretrained={good}", "--budgets=[5000]", "--output_dir={cwd}/study"],
+     "samples_per_class=5000 but class '5' has only 131 training samples (after the held-out splits): lower "
+     "--data.samples_per_class"),
+    ("S09", "study", ["--pretrained={ckpt_evil}", "--output_dir={cwd}/study"],
+     "refused to load '{ckpt_evil}': it holds objects other than weights and plain values, which could run code; "
+     "only load checkpoints you trust, re-saved as plain state"),
+    # A sample of cases that kept the promise already.
+    ("P04", "pretrain", ["--data.batch_size=0"], "batch_size=0 must be a positive whole number"),
+    ("P10", "pretrain", ["--data.classes=[0]"], "classes=[0] must name at least two different classes, each once"),
+    ("P14", "pretrain", ["--data.dataset=imagefolder", "--data.root={cwd}/nope"],
+     "image folder '{cwd}/nope' does not exist: set --data.root to a folder of <class>/ image folders"),
+    ("P24", "pretrain", ["--data.dataset=imagefolder", "--data.classes=null", "--data.root={mixed_sizes}"],
+     "image '{mixed_sizes}/c1/zzz.png' is 20×20 but '{mixed_sizes}/c0/000.png' is 16×16: set --data.image_size to "
+     "resize them all to one size"),
+    ("P29", "pretrain", ["--ckpt_path={ckpt_text}"],
+     "'{ckpt_text}' is not a readable checkpoint (truncated, or another kind of file)"),
+    ("P31", "pretrain", ["--ckpt_path={ckpt_evil}"], "refused to load '{ckpt_evil}': it holds objects other than "
+     "weights and plain values, which could run code; only load checkpoints you trust, re-saved as plain state"),
+    ("F02", "finetune", ["--model.pretrained={cwd}/nope.ckpt"],
+     "checkpoint '{cwd}/nope.ckpt' does not exist: give a .ckpt file, a run folder or an experiment folder"),
+    ("F04", "finetune", ["--model.pretrained={ckpt_truncated}"],
+     "'{ckpt_truncated}' is not a readable checkpoint (truncated, or another kind of file)"),
+    ("F12", "finetune", ["--model.pretrained={ckpt_no_state}"], "'{ckpt_no_state}' is not a checkpoint of this "
+     "project (it has no state_dict): if it is a torchvision model's state dict, set --model.backbone to its "
+     "architecture, one of ['resnet18', 'resnet50', 'mobilenet_v3_small', 'efficientnet_b0']"),
+    ("F13", "finetune", ["--model.pretrained={good}", "--model.pretrained_sha256=deadbeef"], "SHA"),
+    ("E06", "evaluate", ["--ckpt_path={ckpt_reshaped}"], "'{ckpt_reshaped}' holds weights that do not fit the model "
+     "its hyperparameters describe (Error(s) in loading state_dict for ImageClassifier:): it was edited, or written "
+     "by another version of this project; retrain or use another checkpoint"),
+    ("E09", "evaluate", ["--ckpt_path={good}", "--data.classes=[0, 1, 2]"], "the data has 3 classes ['0', '1', '2'] "
+     "but the model predicts 5 ['0', '1', '2', '3', '4']: select them with --data.classes"),
+    ("X05", "export", ["--ckpt_path={cwd}/nope"],
+     "checkpoint '{cwd}/nope' does not exist: give a .ckpt file, a run folder or an experiment folder"),
+    ("T01", "report", ["{cwd}/nope"],
+     "run folder '{cwd}/nope' does not exist: pass lightning_logs/<experiment>/version_N"),
+    ("C01", "transferability", ["--sources=[{ckpt_not_torch}]"], "'{ckpt_not_torch}' is not a readable checkpoint:"),
+]
+
+
+@pytest.mark.parametrize(("script", "args", "expected"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_a_bad_input_exits_2_with_one_line_and_changes_nothing(world, tmp_path, capfd, script, args, expected):
+    places = {name: str(path) for name, path in world.items()} | {"cwd": str(tmp_path)}
+    if expected == "SHA":  # the file's own hash is part of the message
+        digest = hashlib.sha256(find_checkpoint(world["good"], "best").read_bytes()).hexdigest()[:12]
+        expected = (f"'{find_checkpoint(world['good'], 'best')}' has sha256 {digest}… but pretrained_sha256 asks for "
+                    f"deadbeef…: the pretrained checkpoint changed; point --model.pretrained at the original file or "
+                    f"drop --model.pretrained_sha256")
+    args = [arg.format(**places) for arg in args]
+    before = checksums(world["root"], world["good"], world["finetuned"], tmp_path)
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        SCRIPTS[script](args)
+    err = capfd.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert err.count("\n") == 1, err  # one line, and nothing else on stderr
+    line = expected.format(**places)
+    if line.endswith(":"):  # a message that ends in a library's own words: its start is ours
+        assert err.startswith(f"error: {line}"), err
+    else:
+        assert err == f"error: {line}\n"
+    assert checksums(world["root"], world["good"], world["finetuned"], tmp_path) == before
+    assert not (world["root"] / "checkpoints" / "code-ran").exists()
+
+
+def without_file_permission_override() -> list[str]:
+    """A command prefix under which permissions apply even to root (CAP_DAC_OVERRIDE dropped), as for a user."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be made to apply")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expected"),
+    [
+        ("pretrain.py", ["--output_dir={locked}/out"],
+         "--output_dir '{locked}/out': '{locked}' is not writable: give a folder you can write"),
+        ("finetune.py", ["--model.pretrained={locked}/good.ckpt"],
+         "cannot read the pretrained checkpoint '{locked}/good.ckpt' (Permission denied)"),
+        ("pretrain.py", ["--data.dataset=imagefolder", "--data.root={locked}"],
+         "cannot read the image folder '{locked}' (permission denied): check its permissions"),
+        ("evaluate.py", ["--ckpt_path={locked}/good.ckpt"],
+         "cannot read '{locked}/good.ckpt' (Permission denied): check its permissions"),
+    ],
+    ids=["U08_read_only_output", "U07_unreadable_pretrained", "U04_unreadable_data_root", "U06_unreadable_checkpoint"],
+)
+def test_unreadable_and_read_only_places_are_named(world, tmp_path, script, args, expected):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(find_checkpoint(world["good"], "best"), locked / "good.ckpt")
+    (locked / "good.ckpt").chmod(0)
+    locked.chmod(0o555 if "output_dir" in args[0] else 0o711)  # read-only; or enterable, its listing hidden
+    if "imagefolder" in args[0]:
+        locked.chmod(0)
+    tiny = TINY_RUN if script != "evaluate.py" else []
+    command = [sys.executable, str(ROOT / "scripts" / script), *tiny, *(a.format(locked=locked) for a in args)]
+    try:
+        result = subprocess.run([*without_file_permission_override(), *command], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=300)
+    finally:
+        locked.chmod(0o700)
+    assert result.returncode == 2 and result.stderr == f"error: {expected.format(locked=locked)}\n", result.stderr
+
+
+def test_a_decompression_bomb_is_skipped_by_predict_with_its_name(world, tmp_path, capfd):
+    predict.main([f"--ckpt_path={world['good']}", str(world["bomb"] / "c1")])
+    err = capfd.readouterr().err
+    assert f"skipped: cannot read image '{world['bomb'] / 'c1' / 'zzz.png'}' (Image size" in err
+
+
+def test_a_failed_study_leaves_nothing_and_its_corrected_rerun_runs(world, tmp_path, capfd):
+    with pytest.raises(SystemExit):
+        SCRIPTS["study"]([f"--pretrained={world['good']}", "--budgets=[5000]", f"--output_dir={tmp_path / 'study'}"])
+    assert not (tmp_path / "study").exists()
+    SCRIPTS["study"]([f"--pretrained={world['good']}", "--methods=[scratch]", "--budgets=[2]", "--seeds=[1]",
+                      f"--output_dir={tmp_path / 'study'}"])
+    assert (tmp_path / "study" / "results.csv").read_text().count("\n") == 2
+
+
+def test_a_failed_download_removes_what_it_made(tmp_path, no_network, capfd):
+    with pytest.raises(SystemExit) as exit_info:
+        SCRIPTS["pretrain"](["--data.dataset=cifar10", f"--data.root={tmp_path / 'cifar'}"])
+    assert exit_info.value.code == 2 and "could not be downloaded" in capfd.readouterr().err
+    assert not (tmp_path / "cifar").exists()
