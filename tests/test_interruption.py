@@ -1,13 +1,9 @@
-"""Jobs that are stopped: SIGTERM saves and exits cleanly, SIGKILL never leaves a checkpoint that blocks resume,
-a NaN loss stops with the step named; and the periodic mid-epoch checkpoint."""
+"""Runs that stop on their own: a NaN loss with the step named, a GPU asked for where there is none; a damaged
+last.ckpt; the periodic mid-epoch checkpoint. (Runs stopped by signals: test_fault_injection.py.)"""
 
-import math
 import re
-import signal
 import subprocess
 import sys
-import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,77 +18,28 @@ from tiny_settings import TINY_CNN
 from project.callbacks.interruption import StopOnSignal
 from project.checkpoints.files import find_checkpoint, load_checkpoint
 from project.cli.training import run_experiment
-from project.data import ImageDataModule
+from project.errors import UserError
 from project.lightning_modules import ImageClassifier
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.accelerator=cpu"]
 
 
-def start_long_pretraining(cwd: Path, *args: str) -> subprocess.Popen:
-    """The real script, long enough to be interrupted: many epochs, a checkpoint every step."""
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *QUIET, TINY_CNN, "--trainer.max_epochs=500",
-         "--checkpoint_every_n_steps=1", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def wait_for_steps(checkpoints: Path, steps: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = checkpoints / "last.ckpt"
-        if last.is_file() and zipfile.is_zipfile(last):
-            try:
-                if torch.load(last, weights_only=True)["global_step"] >= steps:
-                    return
-            except Exception:  # being replaced right now
-                pass
-        time.sleep(0.2)
-    raise TimeoutError(f"no checkpoint of step {steps} in {checkpoints}")
-
-
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_resume_continues(tmp_path):
-    process = start_long_pretraining(tmp_path)
-    checkpoints = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints"
-    wait_for_steps(checkpoints, 15)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr[-2000:]
-    assert f"stopped by SIGTERM: {Path('lightning_logs/digits_pretrain/version_0/checkpoints/last.ckpt')} saved; " \
-        "continue with the same command and --ckpt_path last" in stderr and "Traceback" not in stderr
-    stopped_at = load_checkpoint(checkpoints / "last.ckpt")["global_step"]
-    assert stopped_at >= 15
-
-    resume = [*QUIET, TINY_CNN, "--ckpt_path=last", "--trainer.max_epochs=3"]
-    run_experiment(ImageClassifier, "digits_pretrain.yaml", resume)
-    resumed = load_checkpoint(checkpoints / "last.ckpt")  # the same run folder, continued to the end
-    data = ImageDataModule(classes=[0, 1, 2, 3, 4], batch_size=64)
-    data.setup()
-    assert resumed["global_step"] == 3 * math.ceil(len(data.train_set) / 64) > stopped_at
-    assert [p.name for p in checkpoints.parent.parent.iterdir()] == ["version_0"]
-
-
-def test_sigkill_while_checkpointing_every_step_leaves_a_loadable_newest_checkpoint(tmp_path):
-    process = start_long_pretraining(tmp_path)
-    checkpoints = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints"
-    wait_for_steps(checkpoints, 5)
-    for _ in range(20):  # kill while checkpoints are being written every step
-        time.sleep(0.05)
-    process.kill()
-    process.communicate(timeout=60)
-    last = find_checkpoint(tmp_path / "lightning_logs" / "digits_pretrain", "last")
-    assert load_checkpoint(last)["global_step"] >= 5
-    assert not [p for p in checkpoints.iterdir() if not p.name.endswith(".ckpt")]  # no temporary leftovers
-
-
-def test_resume_skips_a_damaged_last_checkpoint_for_the_newest_good_one(tmp_path):
+def test_a_damaged_last_checkpoint_falls_back_to_its_runs_newest_complete_one(tmp_path, capsys):
     run_experiment(ImageClassifier, "digits_pretrain.yaml", [*QUIET, TINY_CNN, "--trainer.max_epochs=1"])
     run_experiment(ImageClassifier, "digits_pretrain.yaml", [*QUIET, TINY_CNN, "--trainer.max_epochs=1"])
     experiment = tmp_path / "lightning_logs" / "digits_pretrain"
-    damaged = experiment / "version_1" / "checkpoints" / "last.ckpt"
+    checkpoints = experiment / "version_1" / "checkpoints"
+    damaged = checkpoints / "last.ckpt"
     damaged.write_bytes(damaged.read_bytes()[:1000])  # as if cut off by a full disk
-    assert find_checkpoint(experiment, "last") == experiment / "version_0" / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    best = next(checkpoints.glob("best-*.ckpt"))
+    assert find_checkpoint(experiment, "last") == best  # the same run goes on: never an older run's
+    note = f"note: '{damaged}' is damaged (not a complete checkpoint); resuming from '{best}'"
+    assert note in capsys.readouterr().out
+    best.write_bytes(best.read_bytes()[:1000])
+    with pytest.raises(UserError, match="is damaged .* and its run holds no other complete checkpoint"):
+        find_checkpoint(experiment, "last")
 
 
 def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoints(tmp_path):
