@@ -10,7 +10,8 @@ from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.cli.training import run_experiment
 from project.data import ImageDataModule
-from project.errors import UserError
+from project.data.image_files import decode_image
+from project.errors import UserError, one_line
 from project.lightning_modules import ImageClassifier
 
 
@@ -67,3 +68,29 @@ def test_pretraining_runs_end_to_end_from_disk(image_folder, tmp_path):
     ])
     assert 0 <= metrics["test/acc"] <= 1
     assert list((tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints").glob("best-*.ckpt"))
+
+
+def test_a_16_bit_image_is_scaled_to_8_bits_not_clamped(tmp_path):
+    pixels = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)  # 0, 1, 128 and 255 in 8 bits
+    Image.fromarray(pixels).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as image:
+        assert image.mode.startswith("I")  # PIL reads it as 16-bit: the case that used to be clamped at 255
+    assert decode_image(tmp_path / "deep.png").tolist() == [[[0, 1, 128, 255]]]
+
+
+def test_a_folder_whose_first_image_is_gray_is_colour_if_any_image_is(tmp_path, make_image_folder):
+    root = make_image_folder(tmp_path / "mixed", per_class=4, classes=("a", "b"), size=8)
+    for path in sorted((root / "a").glob("*.png"))[:1]:  # the very first file: gray
+        Image.fromarray(np.full((8, 8), 9, dtype=np.uint8), mode="L").save(path)
+    for in_memory in (True, False):
+        data = folder_data(root, in_memory=in_memory)
+        assert data.input_shape == (3, 8, 8)
+        assert next(iter(data.train_dataloader()))[0].shape[1] == 3
+
+
+def test_an_error_in_a_dataloader_worker_is_reported_on_its_own_line():
+    wrapped = (
+        "Caught UserError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nproject.errors.UserError: cannot read image \'a.jpg\' (broken): remove it\n'
+    )
+    assert one_line(wrapped) == "cannot read image 'a.jpg' (broken): remove it"
