@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from crafted_files import bad_checkpoints, image_folders
-from tiny_settings import TINY_CNN, TINY_RUN
+from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
 from project.cli.training import run_experiment
@@ -26,7 +27,7 @@ from project.reports import run_report
 from project.study import main as study
 from project.transferability import main as transferability
 
-SCRIPTS: dict[str, Callable[[list[str]], object]] = {
+MAINS: dict[str, Callable[[list[str]], object]] = {
     "pretrain": lambda args: run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, *args]),
     "finetune": lambda args: run_experiment(TransferClassifier, "digits_finetune.yaml", [*TINY_RUN, *args]),
     "evaluate": evaluate.main,
@@ -37,7 +38,6 @@ SCRIPTS: dict[str, Callable[[list[str]], object]] = {
     "transferability": transferability.main,
 }
 HELP = "(--help lists every option)"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +185,28 @@ CASES = [
      "refused to load '{ckpt_evil}': it holds objects other than weights and plain values, which could run code; "
      "only load checkpoints you trust, re-saved as plain state"),
     # A sample of cases that kept the promise already.
+    ("P06", "pretrain", ["--data.samples_per_class=500"], "samples_per_class=500 but class '0' has only 128 training "
+     "samples (after the held-out splits): lower --data.samples_per_class"),
+    ("P12", "pretrain", ["--data.classes=[0, 42]"], "class 42 is not in this dataset: use indices 0-9 or names ['0', "
+     "'1', '2', '3', '4', '5', '6', '7', '8', '9']"),
+    ("P15", "pretrain", ["--data.dataset=imagefolder", "--data.root={afile}"],
+     "image folder '{afile}' is a file, not a folder: set --data.root to a folder of <class>/ image folders"),
+    ("P27", "pretrain", ["--ckpt_path=last", "--experiment=never_ran"], "nothing to resume: 'lightning_logs/never_ran' "
+     "holds no run of experiment 'never_ran' (check --experiment and --output_dir), or drop --ckpt_path to start a new "
+     "run"),
+    pytest.param("pretrain", ["--trainer.accelerator=gpu"], "No supported gpu backend found! Check the --trainer "
+                 "settings (e.g. --trainer.accelerator=cpu).", id="P41",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+    ("P49", "pretrain", ["--data.dataset=mnist", "--data.root={cwd}/empty", "--data.download=false"],
+     "mnist (train split) not found under '{cwd}/empty': set --data.download=true where the network allows, copy the "
+     "files there, or use --data.dataset=digits (embedded, offline)"),
+    ("P67", "pretrain", ["--optimizer=Adam"], f"unrecognized arguments: --optimizer=Adam {HELP}"),  # the model's own
+    ("F20", "finetune", ["--model.pretrained={cwd}"], "no best checkpoint (best-*.ckpt) under '{cwd}': run the "
+     "training that writes it first (e.g. python scripts/pretrain.py), or give the .ckpt path"),
+    ("E02", "evaluate", ["--ckpt_path={ckpt_text}"],
+     "'{ckpt_text}' is not a readable checkpoint (truncated, or another kind of file)"),
+    ("T02", "report", ["{one_each}"], "'{one_each}' holds no TensorBoard event files (events.out.tfevents.*): pass a "
+     "run folder lightning_logs/<experiment>/version_N of a run that logged to TensorBoard"),
     ("P04", "pretrain", ["--data.batch_size=0"], "batch_size=0 must be a positive whole number"),
     ("P10", "pretrain", ["--data.classes=[0]"], "classes=[0] must name at least two different classes, each once"),
     ("P14", "pretrain", ["--data.dataset=imagefolder", "--data.root={cwd}/nope"],
@@ -217,7 +239,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("script", "args", "expected"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def as_param(case) -> object:
+    """A plain (id, script, args, expected) case as a pytest parameter; one made with pytest.param as it is."""
+    return case if hasattr(case, "marks") else pytest.param(*case[1:], id=case[0])
+
+
+@pytest.mark.parametrize(("script", "args", "expected"), [as_param(case) for case in CASES])
 def test_a_bad_input_exits_2_with_one_line_and_changes_nothing(world, tmp_path, capfd, script, args, expected):
     places = {name: str(path) for name, path in world.items()} | {"cwd": str(tmp_path)}
     if expected == "SHA":  # the file's own hash is part of the message
@@ -229,7 +256,7 @@ def test_a_bad_input_exits_2_with_one_line_and_changes_nothing(world, tmp_path, 
     before = checksums(world["root"], world["good"], world["finetuned"], tmp_path)
     capfd.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        SCRIPTS[script](args)
+        MAINS[script](args)
     err = capfd.readouterr().err
     assert exit_info.value.code == 2, err
     assert err.count("\n") == 1, err  # one line, and nothing else on stderr
@@ -251,6 +278,7 @@ def without_file_permission_override() -> list[str]:
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "args", "expected"),
     [
@@ -274,7 +302,7 @@ def test_unreadable_and_read_only_places_are_named(world, tmp_path, script, args
     if "imagefolder" in args[0]:
         locked.chmod(0)
     tiny = TINY_RUN if script != "evaluate.py" else []
-    command = [sys.executable, str(ROOT / "scripts" / script), *tiny, *(a.format(locked=locked) for a in args)]
+    command = [sys.executable, str(SCRIPTS / script), *tiny, *(a.format(locked=locked) for a in args)]
     try:
         result = subprocess.run([*without_file_permission_override(), *command], cwd=tmp_path, capture_output=True,
                                 text=True, timeout=300)
@@ -291,15 +319,15 @@ def test_a_decompression_bomb_is_skipped_by_predict_with_its_name(world, tmp_pat
 
 def test_a_failed_study_leaves_nothing_and_its_corrected_rerun_runs(world, tmp_path, capfd):
     with pytest.raises(SystemExit):
-        SCRIPTS["study"]([f"--pretrained={world['good']}", "--budgets=[5000]", f"--output_dir={tmp_path / 'study'}"])
+        MAINS["study"]([f"--pretrained={world['good']}", "--budgets=[5000]", f"--output_dir={tmp_path / 'study'}"])
     assert not (tmp_path / "study").exists()
-    SCRIPTS["study"]([f"--pretrained={world['good']}", "--methods=[scratch]", "--budgets=[2]", "--seeds=[1]",
+    MAINS["study"]([f"--pretrained={world['good']}", "--methods=[scratch]", "--budgets=[2]", "--seeds=[1]",
                       f"--output_dir={tmp_path / 'study'}"])
     assert (tmp_path / "study" / "results.csv").read_text().count("\n") == 2
 
 
 def test_a_failed_download_removes_what_it_made(tmp_path, no_network, capfd):
     with pytest.raises(SystemExit) as exit_info:
-        SCRIPTS["pretrain"](["--data.dataset=cifar10", f"--data.root={tmp_path / 'cifar'}"])
+        MAINS["pretrain"](["--data.dataset=cifar10", f"--data.root={tmp_path / 'cifar'}"])
     assert exit_info.value.code == 2 and "could not be downloaded" in capfd.readouterr().err
     assert not (tmp_path / "cifar").exists()

@@ -2,14 +2,15 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+from tiny_settings import SCRIPTS
 
 
+@pytest.mark.slow
 def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
+        [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
          "--batch_size=16", "--workers=[0]"],
         capture_output=True, text=True, timeout=600,
     )
@@ -24,9 +25,10 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     assert "cnn_cifar on cpu: generated CIFAR-shaped PNGs" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_training_set_smaller_than_two_batches_exits_2_with_the_fix():
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--generated_size=40", "--batch_size=128",
+        [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=40", "--batch_size=128",
          "--cases=[mlp_mnist]"],
         capture_output=True, text=True, timeout=300,
     )

@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,8 +14,6 @@ from project.data import ImageDataModule
 from project.inference.evaluate import main as evaluate_main
 from project.inference.loading import load_trained_model
 from project.lightning_modules import ImageClassifier, TransferClassifier
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -140,22 +136,3 @@ def test_weights_that_do_not_fit_their_architecture_exit_2_naming_the_file(runs,
     error = capsys.readouterr().err
     assert exit_info.value.code == 2 and "edited.ckpt' holds weights that do not fit" in error
     assert error.count("\n") == 1
-
-
-@pytest.mark.parametrize(
-    ("make", "message"),
-    [
-        (lambda folder: folder / "missing.ckpt", "error: checkpoint 'missing.ckpt' does not exist"),
-        (lambda folder: folder / "notes.ckpt", "error: 'notes.ckpt' is not a readable checkpoint"),
-    ],
-    ids=["missing", "not_a_checkpoint"],
-)
-def test_a_bad_checkpoint_exits_2_with_one_line(tmp_path, make, message):
-    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
-    make(tmp_path)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--ckpt_path", make(tmp_path).name],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 2
-    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr

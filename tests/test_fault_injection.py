@@ -17,7 +17,7 @@ import pytest
 import torch
 from event_files import run_events
 from lightning.pytorch import Callback
-from tiny_settings import TINY_CNN
+from tiny_settings import SCRIPTS, TINY_CNN
 
 import project.cli.experiment_cli as experiment_cli
 from project.checkpoints.atomic_io import TEMPORARY_PREFIX
@@ -26,7 +26,6 @@ from project.cli.training import run_experiment
 from project.lightning_modules import ImageClassifier
 from project.study.main import main as study_main
 
-ROOT = Path(__file__).resolve().parent.parent
 STEPS_PER_EPOCH, EPOCHS = 4, 3
 SHORT_RUN = [
     TINY_CNN, f"--trainer.max_epochs={EPOCHS}", f"--trainer.limit_train_batches={STEPS_PER_EPOCH}",
@@ -169,7 +168,7 @@ def test_resuming_by_path_continues_in_the_checkpoints_own_folder(tmp_path, unin
 
 def start(cwd: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *SHORT_RUN, *args], cwd=cwd, env=env,
+        [sys.executable, str(SCRIPTS / "pretrain.py"), *SHORT_RUN, *args], cwd=cwd, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -182,6 +181,7 @@ def wait_for(condition, what: str, timeout: float = 180) -> None:
         time.sleep(0.001)
 
 
+@pytest.mark.slow
 def test_sigkill_in_a_checkpoint_write_with_tmpdir_elsewhere_keeps_a_complete_checkpoint(tmp_path, uninterrupted):
     other_filesystem = Path("/dev/shm") if Path("/dev/shm").is_dir() else tmp_path
     env = {**os.environ, "TMPDIR": str(other_filesystem)}
@@ -197,7 +197,7 @@ def test_sigkill_in_a_checkpoint_write_with_tmpdir_elsewhere_keeps_a_complete_ch
     assert zipfile.is_zipfile(checkpoints / "last.ckpt")  # the previous complete checkpoint, never a half one
     stopped_at = load_checkpoint(checkpoints / "last.ckpt")["global_step"]
     resumed = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *SHORT_RUN, wide, "--trainer.max_epochs=20",
+        [sys.executable, str(SCRIPTS / "pretrain.py"), *SHORT_RUN, wide, "--trainer.max_epochs=20",
          "--ckpt_path=last"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -206,6 +206,7 @@ def test_sigkill_in_a_checkpoint_write_with_tmpdir_elsewhere_keeps_a_complete_ch
     assert not list(checkpoints.glob(f"{TEMPORARY_PREFIX}*"))  # the killed write's leftover is gone
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_resumes_to_the_end_with_every_curve_point(tmp_path, uninterrupted):
     process = start(tmp_path, "--trainer.max_epochs=3")
     checkpoints = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints"
@@ -216,6 +217,7 @@ def test_sigkill_during_training_resumes_to_the_end_with_every_curve_point(tmp_p
     assert_finished_like(checkpoints.parent, uninterrupted)
 
 
+@pytest.mark.slow
 def test_a_requeued_slurm_job_continues_in_its_own_run_folder(tmp_path, uninterrupted):
     """Simulated: SLURM's variables set, a stand-in `scontrol` on the PATH, the requeue signal sent, then the job
     killed and started again with the same job id, as the scheduler would."""
@@ -239,7 +241,7 @@ def test_a_requeued_slurm_job_continues_in_its_own_run_folder(tmp_path, uninterr
     assert (tmp_path / "requeued").read_text().split() == ["requeue", "4242"]
     saved = torch.load(next(run.glob("hpc_ckpt_*.ckpt")), weights_only=True)["global_step"]
     again = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *SHORT_RUN, "--trainer.max_epochs=60"],
+        [sys.executable, str(SCRIPTS / "pretrain.py"), *SHORT_RUN, "--trainer.max_epochs=60"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
     )
     assert again.returncode == 0, again.stderr[-2000:]

@@ -2,12 +2,11 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
-from tiny_settings import TINY_BACKBONE, TINY_CNN, TINY_RUN
+from tiny_settings import SCRIPTS, TINY_BACKBONE, TINY_CNN, TINY_RUN
 
 from project.callbacks.defaults import default_callbacks
 from project.cli.training import run_experiment
@@ -16,7 +15,6 @@ from project.errors import UserError
 from project.lightning_modules import ImageClassifier, TransferClassifier
 from project.lightning_modules.finetuning_plan import FinetuningPlan
 
-ROOT = Path(__file__).resolve().parent.parent
 PLAN_DEFAULTS = {
     "backbone_lr_ratio": 1.0, "layer_decay": 1.0, "unfreeze_at": (5,), "lp_fraction": 0.5, "ft_lr_ratio": 0.1,
 }
@@ -206,12 +204,13 @@ class DumpWeights(Callback):
 '''
 
 
+@pytest.mark.slow
 def test_gradual_under_two_process_ddp_on_cpu_ends_with_identical_weights_on_both_ranks(tmp_path):
     run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={tmp_path}"])
     (tmp_path / "rank_dump.py").write_text(RANK_DUMP)
     result = subprocess.run(
         [
-            sys.executable, str(ROOT / "scripts" / "finetune.py"), *TINY_RUN,
+            sys.executable, str(SCRIPTS / "finetune.py"), *TINY_RUN,
             "--trainer.max_epochs=3", "--trainer.devices=2", "--trainer.strategy=ddp",
             "--model.strategy=gradual", "--model.unfreeze_at=[1, 2]",
             f"--model.pretrained={tmp_path / 'digits_pretrain'}", f"--output_dir={tmp_path}",

@@ -2,13 +2,10 @@
 last.ckpt; the periodic mid-epoch checkpoint. (Runs stopped by signals: test_fault_injection.py.)"""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from code_payload import save_code_carrying_checkpoint
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
@@ -21,7 +18,6 @@ from project.cli.training import run_experiment
 from project.errors import UserError
 from project.lightning_modules import ImageClassifier
 
-ROOT = Path(__file__).resolve().parent.parent
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.accelerator=cpu"]
 
 
@@ -42,33 +38,22 @@ def test_a_damaged_last_checkpoint_falls_back_to_its_runs_newest_complete_one(tm
         find_checkpoint(experiment, "last")
 
 
-def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoints(tmp_path):
+def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoints(tmp_path, capsys):
     # lr 20 diverges after some steps (measured: 16 to 40); a checkpoint every step is written until then.
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *QUIET, TINY_CNN, "--trainer.max_epochs=50",
-         "--model.lr=20", "--model.scheduler=none", "--checkpoint_every_n_steps=1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiment(ImageClassifier, "digits_pretrain.yaml", [
+            *QUIET, TINY_CNN, "--trainer.max_epochs=50", "--model.lr=20", "--model.scheduler=none",
+            "--checkpoint_every_n_steps=1",
+        ])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
     # Caught at a checkpoint save (weights) or at the next forward pass (loss), whichever comes first.
-    assert re.search(r"error: the (training loss became (nan|inf) at|weights became NaN or infinite by) step \d+",
-                     result.stderr), result.stderr[-1000:]
+    assert re.match(r"error: the (training loss became (nan|inf) at|weights became NaN or infinite by) step \d+", err)
     checkpoints = list((tmp_path / "lightning_logs").rglob("*.ckpt"))
     assert checkpoints  # the run got far enough to write some: they must all be usable
     for path in checkpoints:
         state = load_checkpoint(path)["state_dict"]
         assert all(torch.isfinite(value).all() for value in state.values() if value.is_floating_point())
-
-
-def test_a_gpu_asked_for_where_there_is_none_is_a_clear_error(tmp_path):
-    if torch.cuda.is_available():
-        return
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), "--trainer.accelerator=gpu"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "error: No supported gpu backend found! Check the --trainer settings" in result.stderr
 
 
 @pytest.mark.parametrize(("stage", "saves"), [(TrainerFn.FITTING, True), (TrainerFn.TESTING, False)])
@@ -100,14 +85,3 @@ def test_checkpoint_every_n_steps_writes_last_ckpt_mid_epoch(tmp_path, monkeypat
     assert saved_steps == [3, 6, 7]  # every 3 steps, then the end-of-epoch save
     last = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints" / "last.ckpt"
     assert load_checkpoint(last)["global_step"] == 7
-
-
-def test_resuming_from_a_checkpoint_that_carries_code_is_refused_and_the_code_never_runs(tmp_path):
-    marker = tmp_path / "code-ran"
-    save_code_carrying_checkpoint(tmp_path / "evil.ckpt", marker)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *QUIET, "--ckpt_path=evil.ckpt"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 2 and "error: refused to load 'evil.ckpt'" in result.stderr
-    assert not marker.exists() and not (tmp_path / "lightning_logs").exists()

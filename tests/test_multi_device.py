@@ -2,17 +2,16 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
+import pytest
 import torch
-from tiny_settings import TINY_CNN, TINY_RUN
-
-ROOT = Path(__file__).resolve().parent.parent
+from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 
+@pytest.mark.slow
 def test_pretraining_under_two_process_ddp_on_cpu(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "pretrain.py"), *TINY_RUN, TINY_CNN, "--trainer.max_epochs=2",
+        [sys.executable, str(SCRIPTS / "pretrain.py"), *TINY_RUN, TINY_CNN, "--trainer.max_epochs=2",
          "--trainer.devices=2", "--trainer.strategy=ddp"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )

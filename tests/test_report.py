@@ -1,7 +1,5 @@
 """scripts/report.py on real tiny runs: the figure, a table equal to what the event files hold, user errors."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,6 @@ from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.lightning_modules import ImageClassifier, TransferClassifier
 from project.reports.run_report import main
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def pretrain(output_dir: Path, *args: str) -> None:
@@ -85,18 +81,3 @@ def test_parameters_trained_leave_out_the_blocks_a_strategy_freezes_in_the_first
     everything = sum(parameter.numel() for parameter in model.parameters())
     # linear_probe turns the backbone's gradients off; lp_ft keeps them on but gives the backbone lr 0 at first.
     assert logged == (everything if strategy == "full" else head)
-
-
-@pytest.mark.parametrize(
-    ("run_dir", "message"),
-    [("no_such_run", "run folder 'no_such_run' does not exist"), ("empty_run", "holds no TensorBoard event files")],
-)
-def test_a_missing_or_empty_run_folder_exits_2_with_one_line(tmp_path, run_dir, message):
-    (tmp_path / "empty_run").mkdir()
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "report.py"), run_dir],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: ") and message in result.stderr and result.stderr.count("\n") == 1
-    assert not (tmp_path / "report.png").exists() and not (tmp_path / "report.md").exists()

@@ -1,7 +1,5 @@
 """Both scripts end to end through the real config files, with tiny settings: outputs, resume, errors."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,6 @@ from project.shipped_configs import config_dir
 from project.study.main import main as study_main
 
 CONFIGS = config_dir()
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def pretrain(*args: str) -> dict:
@@ -159,48 +156,3 @@ def test_every_strategy_overlay_parses_after_each_finetune_config(base, overlay,
         run_experiment(TransferClassifier, base, args)
     assert exit_info.value.code == 0
     assert f"strategy: {overlay.removesuffix('.yaml')}" in capsys.readouterr().out
-
-
-def run_script_process(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The script as a user runs it, in its own process, so exit codes and stderr are the real ones."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *TINY_RUN, *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
-    )
-
-
-@pytest.mark.parametrize(
-    ("script", "args", "message"),
-    [
-        ("pretrain.py", ["--data.dataset=nope"], "data.dataset"),
-        ("pretrain.py", ["--model.backbone=resnet999"], "model.backbone"),
-        ("pretrain.py", ["--data.samples_per_class=500"], "samples_per_class=500 but class '0' has only"),
-        ("pretrain.py", ["--data.classes=[0, 42]"], "class 42 is not in this dataset"),
-        ("pretrain.py", ["--config", str(CONFIGS / "mnist_mlp.yaml"), "--data.root=empty", "--data.download=false"],
-         "mnist (train split) not found under 'empty'"),
-        ("pretrain.py", ["--data.dataset=imagefolder", "--data.root=missing_folder"], "does not exist"),
-        ("finetune.py", ["--model.pretrained=no/such/run"], "'no/such/run' does not exist"),
-        ("finetune.py", [], "no best checkpoint"),  # the default config, before any pretraining
-        ("pretrain.py", ["--ckpt_path=last", "--experiment=never_ran"], "nothing to resume"),
-        ("pretrain.py", ["--output_dir=lightning_logs/digits_pretrain/version_0/keep.txt"], "is a file"),
-        ("pretrain.py", ["--data.dataset=imagefolder", "--data.root=lightning_logs/digits_pretrain/version_0/keep.txt"],
-         "is a file, not a folder"),
-    ],
-)
-def test_user_errors_exit_non_zero_with_a_clear_message_and_write_nothing(tmp_path, script, args, message):
-    existing = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
-    existing.mkdir(parents=True)
-    (existing / "keep.txt").write_text("an earlier run")
-    result = run_script_process(script, *args, cwd=tmp_path)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert (existing / "keep.txt").read_text() == "an earlier run"
-    everything = sorted(p.name for p in (tmp_path / "lightning_logs").rglob("*"))
-    assert everything == ["digits_pretrain", "keep.txt", "version_0"]
-
-
-def test_the_optimizer_is_configured_only_through_the_model(tmp_path):
-    # LightningCLI's own --optimizer would replace the model's optimizer and bypass the fine-tuning plan.
-    result = run_script_process("pretrain.py", "--optimizer=Adam", cwd=tmp_path)
-    assert result.returncode == 2 and "unrecognized arguments: --optimizer=Adam" in result.stderr

@@ -1,5 +1,10 @@
 """Overrides that shrink the real configs for tests: the YAML users run is the YAML tests run, only smaller."""
 
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+SCRIPTS = REPOSITORY / "scripts"  # what users run, for the tests that run it as they do
+
 # One short epoch on CPU; everything else comes from the config file.
 TINY_RUN = [
     "--trainer.max_epochs=1",
