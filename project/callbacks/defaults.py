@@ -6,6 +6,7 @@ from project.callbacks.best_checkpoint import BestCheckpoint
 from project.callbacks.epoch_seeding import ReseedEveryEpoch
 from project.callbacks.evaluation_figures import LogEvaluationFigures
 from project.callbacks.interruption import FlushLogsOnCheckpoint, StopOnSignal
+from project.callbacks.phase_timer import PhaseTimer
 
 
 def default_callbacks(
@@ -21,6 +22,7 @@ def default_callbacks(
         FlushLogsOnCheckpoint(),
         ReseedEveryEpoch(),
         LogEvaluationFigures(),  # does nothing without a TensorBoard logger
+        PhaseTimer(),
     ]
     if model_selection == "best_val":  # ties: the lower val/loss wins
         callbacks.insert(0, BestCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}"))

@@ -8,6 +8,7 @@ complete file stays until the new one is whole. A killed write's leftover is rem
 """
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,12 @@ TEMPORARY_PREFIX = ".writing-"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds = 0.0  # spent writing, for the run's time breakdown
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+        start = time.perf_counter()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         for leftover in path.parent.glob(f"{TEMPORARY_PREFIX}*"):  # from a write that was killed
@@ -31,3 +37,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
+        self.seconds += time.perf_counter() - start

@@ -3,6 +3,7 @@
 import logging
 import shutil
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from project.callbacks.best_checkpoint import BestCheckpoint
 from project.callbacks.interruption import RunInterrupted, StopOnSignal, last_checkpoint_path
+from project.callbacks.phase_timer import PhaseTimer
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.run_folders import record_slurm_job
 from project.data import ImageDataModule
@@ -38,6 +40,7 @@ class RunResult:
     model_selection: str  # best_val or last_epoch
     selected_checkpoint: str  # the file tested and handed on: the best by val/acc, or last.ckpt
     selected_val_acc: float | None  # its val/acc; None without a validation split
+    seconds: dict[str, float]  # wall time by phase: data, training, validation, checkpoints, test, total
 
 
 def run_experiment(model_class: type[LightningModule], default_config: str, args: list[str] | None = None) -> dict:
@@ -68,6 +71,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
     Raises UserError on bad input (before anything is written), RunInterrupted on SIGTERM or Ctrl-C.
     """
     lightning_info_to_stdout()
+    start = time.perf_counter()
     cli = ExperimentCLI(
         model_class,
         ImageDataModule,
@@ -85,6 +89,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
     if trainer.local_rank == 0:  # downloads once per machine, as Lightning does
         data.prepare_data()
     data.setup("fit")
+    data_seconds = time.perf_counter() - start  # parsing, building, and reading (or decoding) the data
     check_run_settings(trainer, data, cli.config["model_selection"], resuming=ckpt_path is not None)
     run_folder = Path(trainer.log_dir)
     new_run = not run_folder.exists()
@@ -114,11 +119,13 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         except SIGTERMException as stop:
             raise RunInterrupted(signal_name(trainer), "testing", selected) from stop
         metrics = results[0] if results else {}
+    timer = next(callback for callback in trainer.callbacks if isinstance(callback, PhaseTimer))
+    seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:
-        print_summary(log_dir, trainer.logger is not None, selected, metrics)
+        print_summary(log_dir, trainer.logger is not None, selected, metrics, seconds)
     return RunResult(
-        metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc
+        metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc, seconds
     )
 
 
@@ -161,7 +168,7 @@ def selected_checkpoint(trainer: Trainer) -> tuple[str, float | None]:
     return str(last), None if val_acc is None else float(val_acc)
 
 
-def print_summary(log_dir: str, logged: bool, selected: str, metrics: dict) -> None:
+def print_summary(log_dir: str, logged: bool, selected: str, metrics: dict, seconds: dict[str, float]) -> None:
     lines = ["", "=" * 60]
     lines.append(f"run folder:   {log_dir}")
     if Path(selected).name != "last.ckpt":
@@ -171,6 +178,7 @@ def print_summary(log_dir: str, logged: bool, selected: str, metrics: dict) -> N
         lines.append("test metrics: " + ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items())))
     else:
         lines.append("test metrics: none: the test split is empty (raise --data.test_fraction to test the model)")
+    lines.append("time:         " + ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()))
     if logged:
         lines.append(f"curves:       tensorboard --logdir {Path(log_dir).parent.parent}")
     print("\n".join([*lines, "=" * 60]))
