@@ -14,6 +14,7 @@ from torchvision import transforms
 
 from project.benchmarking.data_sources import cifar_folder, mnist_root
 from project.benchmarking.paths import compute_only, lightning_fit, plain_loop, timed_rate
+from project.benchmarking.whole_run import whole_run
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import ImageClassifier
@@ -24,7 +25,7 @@ SEED = 0
 def case_setup(case: str, scratch: Path, args) -> tuple[ImageDataModule, torch.utils.data.Dataset, str]:
     """The DataModule of this project's default path and the usual torchvision dataset, over the same images."""
     if case == "mlp_mnist":
-        root, source = mnist_root(scratch, args.generated_size)
+        root, source = mnist_root(scratch, args.mnist_root, args.generated_size)
         data = ImageDataModule("mnist", root=root, download=False, val_fraction=0.0, batch_size=args.batch_size)
         data.setup()
         mean, std = data.mean.tolist(), data.std.tolist()
@@ -32,7 +33,7 @@ def case_setup(case: str, scratch: Path, args) -> tuple[ImageDataModule, torch.u
             root, train=True, transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
         )
         return data, usual, source
-    folder, source = cifar_folder(scratch, args.generated_size, args.cifar_folder)
+    folder, source = cifar_folder(scratch, args.cifar_folder, args.cifar_archive, args.generated_size)
     data = ImageDataModule(
         "imagefolder", root=folder, val_fraction=0.0, test_fraction=0.01, augment=True, batch_size=args.batch_size,
         cache_dir=str(scratch / "cache"),
@@ -103,29 +104,44 @@ def copy_of(model: ImageClassifier) -> ImageClassifier:
     return clone
 
 
-def print_table(rows: list[tuple[str, str, str, str]]) -> None:
-    print("| path | samples/s | × compute-only | notes |\n|---|---:|---:|---|")
+def print_table(rows: list[tuple[str, ...]], header: str = "| path | samples/s | × compute-only | notes |") -> None:
+    print(f"{header}\n|---|" + "---:|" * (header.count("|") - 2))
     for row in rows:
         print("| " + " | ".join(row) + " |")
 
 
 def main(args: list[str] | None = None) -> None:
     parser = ArgumentParser(exit_on_error=False, description=__doc__)
-    parser.add_argument("--cases", type=list[Literal["mlp_mnist", "cnn_cifar"]], default=["mlp_mnist", "cnn_cifar"])
+    parser.add_argument("--cases", type=list[Literal["mlp_mnist", "cnn_cifar", "whole_run"]],
+                        default=["mlp_mnist", "cnn_cifar", "whole_run"])
     parser.add_argument("--batches", type=int, default=120, help="training steps per path")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
-    parser.add_argument("--generated_size", type=int, default=0, help="use generated data of this many images")
-    parser.add_argument("--cifar_folder", type=str | None, default=None,
-                        help="an extracted CIFAR-10 image folder (default: the shared sample)")
+    parser.add_argument("--mnist_root", type=str | None, default=None,
+                        help="torchvision's MNIST files are under it (e.g. ../shared/data/mnist-sample)")
+    parser.add_argument("--cifar_folder", type=str | None, default=None, help="a CIFAR-10 image folder")
+    parser.add_argument("--cifar_archive", type=str | None, default=None,
+                        help="a .tar.gz of one, extracted for the run (e.g. ../shared/data/cifar10-train-jpg.tar.gz)")
+    parser.add_argument("--generated_size", type=int, default=5000, help="images generated where no data is given")
+    parser.add_argument("--whole_run_epochs", type=int, default=3, help="epochs of the whole-run case's runs")
+    parser.add_argument("--devices", type=list[Literal["cpu", "cuda"]] | None, default=None,
+                        help="where to measure (default: the CPU, and the GPU when there is one)")
     with exits_on_user_error():
         config = parser.parse_args(sys.argv[1:] if args is None else args)
         if not 0 <= config.warmup < config.batches:
             raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
-        devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+        devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+        if "cuda" in devices and not torch.cuda.is_available():
+            raise UserError("--devices asks for cuda, but this machine has no usable CUDA GPU")
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}")
         with tempfile.TemporaryDirectory() as scratch:
             for device in devices:
                 for case in config.cases:
-                    print_table(measure(case, device, Path(scratch), config))
+                    if case == "whole_run":
+                        folder, _ = cifar_folder(Path(scratch), config.cifar_folder, config.cifar_archive,
+                                                 config.generated_size)
+                        rows = whole_run(folder, config.whole_run_epochs, Path(scratch) / device, device)
+                        print_table(rows, "| phase | first run (decodes), s | second run (decode cache), s |")
+                    else:
+                        print_table(measure(case, device, Path(scratch), config))

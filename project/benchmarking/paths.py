@@ -12,13 +12,12 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer, seed_everything
 from torch.utils.data import DataLoader
 
-from project.callbacks.epoch_seeding import ReseedEveryEpoch, epoch_seed
+from project.callbacks.epoch_seeding import ReseedEveryEpoch, reseed_for_epoch
 from project.data import ImageDataModule
 from project.data.datamodule import augmentation_generator
 from project.data.image_set import InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
 from project.lightning_modules import ImageClassifier
-from project.seeding import reseed_everything
 
 
 def sgd(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -90,7 +89,7 @@ def plain_loop(
     sampler = ResumableShuffle(len(data.train_set), seed)
     loader = iter(DataLoader(InMemoryImages(data.train_set), batch_size=data.hparams.batch_size, sampler=sampler,
                              collate_fn=keep_batch, pin_memory=device == "cuda"))
-    reseed_everything(epoch_seed(0))  # what ReseedEveryEpoch does before epoch 0's first step
+    reseed_for_epoch(0)  # what ReseedEveryEpoch does before epoch 0's first step
     augmentation_rng = augmentation_generator(0, 0, device) if data.augment else None
     losses = []
     for step, (images, labels) in enumerate(loader):

@@ -17,7 +17,12 @@ def epoch_seed(epoch: int, rank: int = 0, stream: Stream = Stream.EPOCH) -> int:
     return derived_seed(run_seed(), stream, epoch, rank)
 
 
+def reseed_for_epoch(epoch: int, rank: int = 0) -> None:
+    """The global RNGs as every run has them at the first step of `epoch` on `rank` (a plain loop can match it)."""
+    reseed_everything(epoch_seed(epoch, rank))
+
+
 class ReseedEveryEpoch(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int) -> None:
         if batch_idx == 0:
-            reseed_everything(epoch_seed(trainer.current_epoch, trainer.global_rank))
+            reseed_for_epoch(trainer.current_epoch, trainer.global_rank)

@@ -15,6 +15,7 @@ from project.checkpoints.atomic_io import AtomicCheckpointIO
 class PhaseTimer(Callback):
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.epochs: list[float] = []  # each epoch's wall time, validation and checkpoint writes included
         self._started: dict[str, float] = {}
 
     def _begin(self, phase: str) -> None:
@@ -28,7 +29,9 @@ class PhaseTimer(Callback):
         self._begin("epochs")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        before = self.seconds["epochs"]
         self._end("epochs")
+        self.epochs.append(self.seconds["epochs"] - before)
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._begin("sanity check" if trainer.sanity_checking else "validation")
