@@ -47,7 +47,10 @@ class ImageDataModule(LightningDataModule):
             else the whole split; `all`: the whole split even with a label budget.
         val_fraction: share of each training class held out for validation (checkpoint selection).
         test_fraction: share held out for testing, only for data without a test split of its own.
-        split_seed: seed of the held-out splits and the label budget; keep it fixed across runs that compare.
+        split_seed: seed of the held-out splits (and of the label budget, unless `budget_seed` is set); keep it fixed
+            across runs that compare.
+        budget_seed: seed of the labelled images a budget draws, when it should vary without the held-out splits
+            (e.g. against a self-supervised backbone that saw every image but split_seed's validation and test).
         channels: convert to this many channels (1 or 3), so any dataset can feed any backbone.
         image_size: resize images to image_size × image_size.
         augment: random crop with padding and horizontal flip while training (null: on for colour data).
@@ -69,6 +72,7 @@ class ImageDataModule(LightningDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         split_seed: int = 0,
+        budget_seed: int | None = None,
         channels: Literal[1, 3] | None = None,
         image_size: int | None = None,
         augment: bool | None = None,
@@ -97,6 +101,10 @@ class ImageDataModule(LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.class_ids)
+
+    @property
+    def budget_seed(self) -> int:
+        return self.hparams.split_seed if self.hparams.budget_seed is None else self.hparams.budget_seed
 
     @property
     def val_budget(self) -> int | None:
@@ -156,10 +164,10 @@ class ImageDataModule(LightningDataModule):
                 f"lower --data.val_fraction / --data.test_fraction"
             )
         if hp.samples_per_class is not None:
-            seed = derived_seed(hp.split_seed, Stream.TRAIN_BUDGET)
+            seed = derived_seed(self.budget_seed, Stream.TRAIN_BUDGET)
             train = take_per_class(train, hp.samples_per_class, seed, self.class_names)
         if self.val_budget is not None:
-            seed = derived_seed(hp.split_seed, Stream.VAL_BUDGET)
+            seed = derived_seed(self.budget_seed, Stream.VAL_BUDGET)
             # A budget that only follows samples_per_class takes what the validation split has, up to it.
             implicit = hp.val_samples_per_class is None
             val = take_per_class(val, self.val_budget, seed, self.class_names, "val_samples_per_class", implicit)

@@ -1,37 +1,24 @@
 """The LightningModule that trains any backbone + linear head as an image classifier."""
 
-import math
-from collections.abc import Callable
-from functools import partial
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from project.backbones import BackboneName, build_backbone
-from project.data.batch_transforms import normalize
+from project.backbones import BackboneName
 from project.errors import UserError
-from project.lightning_modules.lr_schedules import SCHEDULES
+from project.lightning_modules.backbone_module import BackboneModule
 
 STAGES = ("train", "val", "test")
 
 
-class ImageClassifier(LightningModule):
+class ImageClassifier(BackboneModule):
     """`backbone` (features) → `head` (nn.Linear), cross-entropy, accuracy per split, SGD/AdamW + schedule.
 
-    `num_classes`, `input_shape` and `class_names` come from the data (the scripts link them), so
-    every hyperparameter is a plain value and a checkpoint loads with `weights_only=True`.
-
-    Args:
-        backbone_args: keyword arguments of the backbone class, e.g. `{hidden_sizes: [128, 64]}` for `mlp`.
-        lr: peak learning rate (of the head, where a subclass gives the backbone its own).
-        scheduler: per-step `cosine` decay, `onecycle` (warm-up then anneal), or `none`.
-        channels_last, compile: GPU speed-ups (NHWC memory layout; torch.compile of the backbone). With
-            `--trainer.precision=bf16-mixed` they are what makes a CNN fast on recent GPUs.
+    `num_classes`, `input_shape` and `class_names` come from the data (the scripts link them); the other
+    arguments are BackboneModule's.
     """
 
     def __init__(
@@ -46,59 +33,24 @@ class ImageClassifier(LightningModule):
         momentum: float = 0.9,
         nesterov: bool = True,
         weight_decay: float = 5e-4,
-        scheduler: Literal["cosine", "onecycle", "none"] = "cosine",
+        scheduler: Literal["cosine", "onecycle", "warmup_cosine", "none"] = "cosine",
         label_smoothing: float = 0.0,
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1 or not 0 <= label_smoothing < 1:
-            raise UserError(
-                f"lr={lr} must be > 0, weight_decay={weight_decay} >= 0, momentum={momentum} and "
-                f"label_smoothing={label_smoothing} in [0, 1)"
-            )
-        if optimizer == "sgd" and nesterov and momentum == 0:
-            raise UserError("nesterov=true needs momentum > 0: set --model.momentum=0.9 or --model.nesterov=false")
-        self.backbone = build_backbone(backbone, input_shape, backbone_args)
-        if hasattr(self.backbone, "report"):  # what a zoo backbone reused and what is new
-            rank_zero_info(f"backbone {self.backbone.report}")
+        if not 0 <= label_smoothing < 1:
+            raise UserError(f"label_smoothing={label_smoothing} must be in [0, 1)")
+        super().__init__(
+            backbone=backbone, backbone_args=backbone_args, input_shape=input_shape, optimizer=optimizer, lr=lr,
+            momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, scheduler=scheduler,
+            channels_last=channels_last, compile=compile,
+        )
         self.head = nn.Linear(self.backbone.out_features, num_classes)
-        # What an input must be for this model, recorded from the data when training starts and kept in every
-        # checkpoint (as timm's pretrained_cfg): normalization mean/std of uint8/255 images, shape, class names.
-        self.preprocessing: dict[str, Any] | None = None
         for stage in STAGES:  # one metric object per split: their states must not mix
             setattr(self, f"{stage}_accuracy", MulticlassAccuracy(num_classes, average="micro"))
 
-    def configure_model(self) -> None:
-        """GPU speed-ups, applied once the model is on its device; state-dict keys stay the same."""
-        if self.hparams.channels_last:  # NHWC: faster convolutions on tensor cores (bf16/fp16)
-            self.to(memory_format=torch.channels_last)
-        if self.hparams.compile and not getattr(self, "_compiled", False):
-            self.backbone.compile()  # in place, unlike torch.compile(module): no "_orig_mod." key prefix
-            self._compiled = True
-
-    def setup(self, stage: str) -> None:
-        """Record the data's normalization, which this model's weights are only right under."""
-        data = self.trainer.datamodule if self._trainer is not None else None
-        if stage == "fit" and getattr(data, "mean", None) is not None:
-            self.preprocessing = {
-                "mean": data.mean.tolist(), "std": data.std.tolist(), "input_shape": list(self.hparams.input_shape),
-                "class_names": list(self.hparams.class_names or map(str, range(self.hparams.num_classes))),
-            }
-
-    def preprocess(self, images: Tensor) -> Tensor:
-        """uint8 (N, C, H, W) images of `input_shape` as the model takes them: scaled and normalized, on its device."""
-        if self.preprocessing is None:
-            raise UserError("this model was never trained on data, so its input normalization is unknown")
-        mean = torch.tensor(self.preprocessing["mean"], device=self.device)
-        std = torch.tensor(self.preprocessing["std"], device=self.device)
-        return normalize(images.to(self.device), mean, std)
-
     def forward(self, images: Tensor) -> Tensor:
-        if self.hparams.channels_last and images.ndim == 4:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.head(self.backbone(images))
+        return self.head(self.backbone(self.as_input(images)))
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         """Loss and logits of a batch; `{stage}/loss` logged, the accuracy's state updated (logged once an epoch).
@@ -145,96 +97,3 @@ class ImageClassifier(LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return {"logits": self._step(batch, "test")[1].detach()}  # for the test figures, without a second forward
-
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        """Named optimizer groups (the names show in TensorBoard's lr curves); subclasses split them further."""
-        return [{"name": "model", "params": list(self.parameters())}]
-
-    def lr_scale(self, group: int, epoch: int) -> float:
-        """Multiplier of group `group`'s lr in `epoch` (0 freezes it); subclasses plan fine-tuning with it."""
-        return 1.0
-
-    def schedule_restarts(self) -> list[int]:
-        """Epochs at which the lr schedule starts again from its peak (a phase of its own); none by default."""
-        return []
-
-    def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        groups = self.parameter_groups()
-        if hp.optimizer == "sgd":
-            optimizer = torch.optim.SGD(
-                groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay
-            )
-        else:
-            optimizer = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        batches = self.trainer.num_training_batches  # known once estimated_stepping_batches has loaded the data
-        accumulate = self.trainer.accumulate_grad_batches
-        steps_per_epoch = total_steps if math.isinf(batches) else max(1, math.ceil(batches / accumulate))
-        restarts = [epoch * steps_per_epoch for epoch in self.schedule_restarts()]
-        phases = [0, *(step for step in restarts if 0 < step < total_steps), total_steps]
-        factors = [
-            partial(lr_factor, self, group, SCHEDULES[hp.scheduler], phases, steps_per_epoch)
-            for group in range(len(groups))
-        ]
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def trainable_parameter_count(self, epoch: int) -> int:
-        """Parameters that train in `epoch`: counted by group and lr plan, not by `requires_grad` alone
-        (strategies such as `lp_ft` freeze blocks with lr 0 and leave their gradients on). Every plan only ever
-        unfreezes, so the count at a run's last epoch is everything it trained."""
-        return sum(
-            parameter.numel()
-            for index, group in enumerate(self.parameter_groups())
-            if self.lr_scale(index, epoch) > 0
-            for parameter in group["params"]
-            if parameter.requires_grad
-        )
-
-    def on_train_start(self) -> None:
-        """Log `params/trainable` (read back by scripts/report.py): the parameters this run trains from its first
-        epoch. (on_train_start, because TransferClassifier owns on_fit_start.)"""
-        for logger in self.loggers:
-            logger.log_metrics({"params/trainable": self.trainable_parameter_count(self.current_epoch)},
-                               step=self.global_step)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to write non-finite weights: the file on disk stays the last good one.
-
-        A diverging run can step to NaN weights while its loss was still finite; checked here, at each save,
-        rather than after every optimizer step, so the check costs nothing between checkpoints.
-        """
-        checkpoint["model_class"] = type(self).__name__  # which class reads it back (scripts/evaluate.py, resume)
-        checkpoint["preprocessing"] = self.preprocessing
-        broken = [k for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()]
-        if broken:
-            raise UserError(
-                f"the weights became NaN or infinite by step {self.global_step} (epoch {self.current_epoch}, e.g. "
-                f"{broken[0]}): lower --model.lr or check the data; the checkpoints on disk were left as they were"
-            )
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.preprocessing = checkpoint.get("preprocessing")
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """A group gated to lr 0 takes no step at all: no momentum, no weight decay, untouched weights."""
-        for group in optimizer.param_groups:
-            if group["lr"] == 0:
-                for parameter in group["params"]:
-                    parameter.grad = None
-
-
-def lr_factor(
-    model: ImageClassifier, group: int, schedule: Callable[[float], float], phases: list[int], steps_per_epoch: int,
-    step: int,
-) -> float:
-    """The lr factor of a group at optimizer step `step`: the schedule (over the phase the step is in, whose
-    first steps are `phases[:-1]`, the run's last `phases[-1]`) times the model's plan for that epoch.
-
-    The epoch is derived from the step, not read from the trainer, so the first step of an epoch
-    already gets that epoch's plan, and a resumed run computes the same values.
-    """
-    start = max(first for first in phases[:-1] if first <= step)
-    end = min((first for first in phases[1:] if first > start), default=phases[-1])
-    return schedule((step - start) / max(1, end - start)) * model.lr_scale(group, step // steps_per_epoch)

@@ -24,6 +24,7 @@ def study(
     extra_args: list[str] | None = None,
     keep_checkpoints: bool = False,
     metric: Literal["test_acc", "val_acc"] = "test_acc",
+    split_seed: int | None = None,
 ) -> str:
     """Train the target task from scratch and with each fine-tuning method, at each label budget and seed.
 
@@ -35,6 +36,8 @@ def study(
             (configs/strategy/*.yaml).
         budgets: labelled training images per class (validation gets as many); null means all.
         seeds: each seeds the training, the held-out splits and the label sample, alike for every method.
+        split_seed: hold out the same validation and test images in every run (only the labelled images and the
+            training vary by seed): for a backbone pretrained without labels on every other image of the data.
         output_dir: gets results.csv (one row per run, written as each finishes), results.md, results.png.
         extra_args: more overrides for every run, e.g. ["--trainer.max_epochs=20"].
         keep_checkpoints: keep every run's checkpoints (by default only its results are kept).
@@ -44,6 +47,7 @@ def study(
     settings = StudySettings(
         finetune_config=resolve_config(finetune_config), pretrained=pretrained, methods=methods, budgets=budgets,
         seeds=seeds, output_dir=Path(output_dir), extra_args=extra_args or [], keep_checkpoints=keep_checkpoints,
+        split_seed=split_seed,
     )
     check_study(settings)  # everything that can fail before training fails now, with nothing written
     run_study(settings)

@@ -39,6 +39,7 @@ class StudySettings:
     output_dir: Path
     extra_args: list[str]
     keep_checkpoints: bool = False
+    split_seed: int | None = None  # fixed held-out splits (only the labels vary by seed); None: they vary too
     source: str | None = None  # the resolved pretrained checkpoint, once checked
 
 
@@ -65,7 +66,11 @@ def run_args(settings: StudySettings, method: str, budget: int | None, seed: int
         "--config", str(settings.finetune_config), *method_args(method),
         f"--model.pretrained={'null' if method == 'scratch' else settings.source}",
         f"--data.samples_per_class={'null' if budget is None else budget}", f"--seed_everything={seed}",
-        f"--data.split_seed={seed}", f"--output_dir={settings.output_dir / 'runs'}",
+        *(
+            [f"--data.split_seed={seed}"] if settings.split_seed is None
+            else [f"--data.split_seed={settings.split_seed}", f"--data.budget_seed={seed}"]
+        ),
+        f"--output_dir={settings.output_dir / 'runs'}",
         f"--experiment={method}_{budget_key(budget)}_seed{seed}", *QUIET, *settings.extra_args,
     ]
 
@@ -131,7 +136,7 @@ def check_same_study(settings: StudySettings, write: bool) -> None:
     """
     identity = {
         "finetune_config": str(settings.finetune_config.resolve()), "pretrained": settings.source,
-        "extra_args": list(settings.extra_args),
+        "extra_args": list(settings.extra_args), "split_seed": settings.split_seed,
     }
     path = settings.output_dir / "study.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
