@@ -25,6 +25,7 @@ class Stream(IntEnum):
     TRAIN_BUDGET = 6  # the labelled training images of a label budget (split_seed)
     VAL_BUDGET = 7  # the labelled validation images of a label budget (split_seed)
     RANDOM_INIT = 8  # the random weights a pretrained backbone is compared with (transferability check)
+    VIEWS = 9  # SimCLR's random views
 
 
 def derived_seed(seed: int, stream: Stream, *position: int) -> int:

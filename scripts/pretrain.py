@@ -1,7 +1,9 @@
-"""Pretrain a backbone (MLP or CNN) on a source task; `--help` lists every setting, `--config` takes a YAML."""
+"""Pretrain a backbone on a source task, with its labels or (`--objective=simclr`) without; `--help` lists every
+setting, `--config` takes a YAML (configs/cifar10_simclr.yaml for SimCLR)."""
 
-from project.cli.training import run_experiment
-from project.lightning_modules import ImageClassifier
+import sys
+
+from project.cli.training import pretraining_class, run_experiment
 
 if __name__ == "__main__":
-    run_experiment(ImageClassifier, default_config="digits_pretrain.yaml")
+    run_experiment(pretraining_class(sys.argv[1:]), default_config="digits_pretrain.yaml")

@@ -10,9 +10,10 @@ from project.callbacks.phase_timer import PhaseTimer
 
 
 def default_callbacks(
-    with_lr_monitor: bool, checkpoint_every_n_steps: int | None = None, model_selection: str = "best_val"
+    with_lr_monitor: bool, checkpoint_every_n_steps: int | None = None, model_selection: str = "best_val",
+    monitor: str = "val/acc",
 ) -> list[Callback]:
-    """Checkpoints (the best by val/acc, ties by val/loss, unless the last epoch is selected; the last, to
+    """Checkpoints (the best by `monitor`, ties by val/loss, unless the last epoch is selected; the last, to
     resume), interruption, per-epoch seeding, lr curves, test figures."""
     callbacks: list[Callback] = [
         # A checkpointer of its own for last.ckpt: Lightning 2.6's save_last only writes when the best one changed,
@@ -25,7 +26,7 @@ def default_callbacks(
         PhaseTimer(),
     ]
     if model_selection == "best_val":  # ties: the lower val/loss wins
-        callbacks.insert(0, BestCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch:03d}"))
+        callbacks.insert(0, BestCheckpoint(monitor=monitor, mode="max", filename="best-{epoch:03d}"))
     if checkpoint_every_n_steps:  # mid-epoch copies of last.ckpt (Lightning's checkpointers take one trigger each)
         callbacks.append(
             ModelCheckpoint(

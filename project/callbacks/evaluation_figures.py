@@ -8,6 +8,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from project.figures import MAX_SAMPLES, confusion_matrix_figure, predictions_figure
+from project.lightning_modules.classifier import ImageClassifier
 
 
 class CollectTestPredictions(Callback):
@@ -23,7 +24,9 @@ class CollectTestPredictions(Callback):
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.samples = []
-        if self.always or isinstance(trainer.logger, TensorBoardLogger):
+        if not isinstance(pl_module, ImageClassifier):  # no classes predicted (SimCLR): nothing to show
+            self.confusion = None
+        elif self.always or isinstance(trainer.logger, TensorBoardLogger):
             self.confusion = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
         else:
             self.confusion = None

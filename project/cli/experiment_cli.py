@@ -17,6 +17,7 @@ from project.checkpoints.pretrained import PretrainedBackbone
 from project.checkpoints.resume import check_resume_fits, find_resume
 from project.cli.run_folders import check_output_dir, run_folder
 from project.errors import UserError
+from project.lightning_modules import OBJECTIVES
 
 
 class ExperimentCLI(LightningCLI):
@@ -39,6 +40,12 @@ class ExperimentCLI(LightningCLI):
             "lower val/loss), or the last epoch's (needs no validation split).",
         )
         parser.add_argument(
+            "--objective",
+            type=Literal[tuple(OBJECTIVES)],
+            default="supervised",
+            help="What scripts/pretrain.py trains: `supervised` (the labels) or `simclr` (no labels: SimCLR).",
+        )
+        parser.add_argument(
             "--ckpt_path",
             type=str | None,
             default=None,
@@ -52,6 +59,13 @@ class ExperimentCLI(LightningCLI):
         """The checkpoint to resume, and the pretrained source (its architecture fills in the model's `backbone`
         and `backbone_args`, and the resolved file is what config.yaml and the checkpoints record)."""
         config = self.config
+        wanted = OBJECTIVES[config["objective"]]
+        pretraining = self.model_class in OBJECTIVES.values()
+        if wanted is not self.model_class and (pretraining or config["objective"] != "supervised"):
+            raise UserError(
+                f"--objective={config['objective']} trains a {wanted.__name__}, but this command runs a "
+                f"{self.model_class.__name__}: pretraining objectives are for scripts/pretrain.py"
+            )
         check_output_dir(config["output_dir"])
         every_n_steps = config["checkpoint_every_n_steps"]
         if every_n_steps is not None and every_n_steps < 1:
@@ -96,6 +110,7 @@ class ExperimentCLI(LightningCLI):
         kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
         # Set here rather than in the constructor: the lr monitor needs a logger, which the config may turn off.
         self.trainer_defaults["callbacks"] = default_callbacks(
-            bool(logger), self.config["checkpoint_every_n_steps"], self.config["model_selection"]
+            bool(logger), self.config["checkpoint_every_n_steps"], self.config["model_selection"],
+            self.model.selection_metric,
         )
         return super().instantiate_trainer(**kwargs)

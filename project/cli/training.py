@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -18,6 +19,7 @@ from project.cli.experiment_cli import ExperimentCLI
 from project.cli.run_folders import record_slurm_job
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
+from project.lightning_modules import OBJECTIVES, ImageClassifier
 from project.shipped_configs import config_dir
 
 # Batches come from tensors in memory, so worker processes would only take the cores the model needs.
@@ -39,8 +41,24 @@ class RunResult:
     datamodule: ImageDataModule
     model_selection: str  # best_val or last_epoch
     selected_checkpoint: str  # the file tested and handed on: the best by val/acc, or last.ckpt
-    selected_val_acc: float | None  # its val/acc; None without a validation split
+    selected_val_acc: float | None  # its validation score (val/acc); None without a validation split
     seconds: dict[str, float]  # wall time by phase: data, training, validation, checkpoints, test, total
+
+
+def pretraining_class(args: list[str]) -> type[LightningModule]:
+    """What scripts/pretrain.py trains: by `objective`, from the command line or else the last config that sets it."""
+    objective = "supervised"
+    for index, arg in enumerate(args):
+        if arg == "--config" and index + 1 < len(args) or arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1] if "=" in arg else args[index + 1])
+            content = yaml.safe_load(path.read_text()) if path.is_file() else None
+            if isinstance(content, dict) and "objective" in content:
+                objective = content["objective"]
+        elif arg.startswith("--objective="):
+            objective = arg.split("=", 1)[1]
+        elif arg == "--objective" and index + 1 < len(args):
+            objective = args[index + 1]
+    return OBJECTIVES.get(objective, ImageClassifier)  # an unknown one is refused by the parser, naming the choices
 
 
 def run_experiment(model_class: type[LightningModule], default_config: str, args: list[str] | None = None) -> dict:
@@ -158,14 +176,17 @@ def check_run_settings(trainer: Trainer, data: ImageDataModule, model_selection:
 
 
 def selected_checkpoint(trainer: Trainer) -> tuple[str, float | None]:
-    """(path, val/acc) of the checkpoint the run selected: BestCheckpoint's best, or else last.ckpt."""
+    """(path, validation score) of the checkpoint the run selected: BestCheckpoint's best, or else last.ckpt.
+
+    The score is what the model selects by (val/acc; val/knn_acc for SimCLR), at that checkpoint.
+    """
     for callback in trainer.checkpoint_callbacks:
         if isinstance(callback, BestCheckpoint) and callback.best_model_path:
             score = callback.best_model_score
             return callback.best_model_path, None if score is None else float(score)
     last = last_checkpoint_path(trainer)
-    val_acc = trainer.callback_metrics.get("val/acc")
-    return str(last), None if val_acc is None else float(val_acc)
+    score = trainer.callback_metrics.get(trainer.lightning_module.selection_metric)
+    return str(last), None if score is None else float(score)
 
 
 def print_summary(log_dir: str, logged: bool, selected: str, metrics: dict, seconds: dict[str, float]) -> None:

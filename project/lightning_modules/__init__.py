@@ -1,9 +1,17 @@
-"""LightningModules: the image classifier and the transfer (fine-tuning) classifier."""
+"""LightningModules: the image classifier, the transfer (fine-tuning) classifier, and SimCLR pretraining."""
 
+from project.lightning_modules.backbone_module import BackboneModule
 from project.lightning_modules.classifier import ImageClassifier
+from project.lightning_modules.simclr import SimCLRPretraining
 from project.lightning_modules.transfer import TransferClassifier
 
 # By the name every checkpoint records (checkpoint["model_class"]), so it is read back by the class that wrote it.
-MODEL_CLASSES: dict[str, type[ImageClassifier]] = {cls.__name__: cls for cls in (ImageClassifier, TransferClassifier)}
+MODEL_CLASSES: dict[str, type[BackboneModule]] = {
+    cls.__name__: cls for cls in (ImageClassifier, TransferClassifier, SimCLRPretraining)
+}
+# What scripts/pretrain.py trains, by `--objective`.
+OBJECTIVES: dict[str, type[BackboneModule]] = {"supervised": ImageClassifier, "simclr": SimCLRPretraining}
 
-__all__ = ["MODEL_CLASSES", "ImageClassifier", "TransferClassifier"]
+__all__ = [
+    "MODEL_CLASSES", "OBJECTIVES", "BackboneModule", "ImageClassifier", "SimCLRPretraining", "TransferClassifier",
+]

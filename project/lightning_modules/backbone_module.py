@@ -31,6 +31,8 @@ class BackboneModule(LightningModule):
             `--trainer.precision=bf16-mixed` they are what makes a CNN fast on recent GPUs.
     """
 
+    selection_metric = "val/acc"  # what the best checkpoint is chosen by
+
     def __init__(
         self,
         backbone: BackboneName = "cnn",
