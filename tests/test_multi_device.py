@@ -1,4 +1,5 @@
-"""Pretraining under 2-process DDP on CPU (gloo): it finishes, writes its checkpoints once, syncs its metrics."""
+"""Pretraining under 2-process DDP on CPU (gloo), supervised and SimCLR (its negatives gathered from both
+processes): it finishes, writes its checkpoints once, syncs its metrics."""
 
 import subprocess
 import sys
@@ -9,10 +10,14 @@ from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 
 @pytest.mark.slow
-def test_pretraining_under_two_process_ddp_on_cpu(tmp_path):
+@pytest.mark.parametrize(
+    "objective", [[], ["--objective=simclr", "--data.augment=false", "--model.projection_dims=[16, 8]"]],
+    ids=["supervised", "simclr"],
+)
+def test_pretraining_under_two_process_ddp_on_cpu(tmp_path, objective):
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "pretrain.py"), *TINY_RUN, TINY_CNN, "--trainer.max_epochs=2",
-         "--trainer.devices=2", "--trainer.strategy=ddp"],
+         "--trainer.devices=2", "--trainer.strategy=ddp", *objective],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

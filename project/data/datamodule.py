@@ -7,6 +7,7 @@ of (seed, epoch), so a resumed run continues exactly.
 """
 
 import os
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
@@ -24,6 +25,7 @@ from project.data.batch_transforms import (
     resize,
 )
 from project.data.file_images import FileImages, FileImageSet
+from project.data.image_folder import UNLABELLED, unlabelled_images
 from project.data.image_set import ImageSet, InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
 from project.data.settings import check_settings, resolve_classes
@@ -57,6 +59,8 @@ class ImageDataModule(LightningDataModule):
         num_workers: DataLoader worker processes (null: none in memory, where they only take cores from the
             model; up to 8 when an image folder is decoded from disk).
         cache_dir: where decoded image folders are cached (rebuilt when a file changes); null: no cache.
+        unlabelled_root: a folder of images without labels (in sub-folders or not, names ignored) that join the
+            training split, for `--objective=simclr`; validation and test stay the labelled `root`'s.
         in_memory: decode an image folder into memory once (true) or per batch from disk in workers (false);
             null: in memory unless its decoded size would exceed `memory_limit_gb`.
     """
@@ -82,6 +86,7 @@ class ImageDataModule(LightningDataModule):
         cache_dir: str | None = "data/cache",
         in_memory: bool | None = None,
         memory_limit_gb: float = 8.0,
+        unlabelled_root: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -128,6 +133,10 @@ class ImageDataModule(LightningDataModule):
         return self.source.shape[0] == 3 if self.hparams.augment is None else self.hparams.augment
 
     @property
+    def has_unlabelled(self) -> bool:
+        return self.train_set is not None and bool((self.train_set.labels == UNLABELLED).any())
+
+    @property
     def from_disk(self) -> bool:
         return self.source.from_disk
 
@@ -171,6 +180,9 @@ class ImageDataModule(LightningDataModule):
             # A budget that only follows samples_per_class takes what the validation split has, up to it.
             implicit = hp.val_samples_per_class is None
             val = take_per_class(val, self.val_budget, seed, self.class_names, "val_samples_per_class", implicit)
+        if hp.unlabelled_root is not None:  # more training images, for an objective that reads no labels
+            extra = unlabelled_images(hp.unlabelled_root, hp.image_size, hp.cache_dir, self.from_disk)
+            train = train.joined(extra if self.from_disk else self._adapt(extra))
         for split, image_set in (("train", train), ("val", val), ("test", test)):
             if self.from_disk or not len(image_set):  # from disk, each image's size is checked as it is read
                 continue
@@ -206,6 +218,11 @@ class ImageDataModule(LightningDataModule):
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
+
+    def unaugmented_batches(self, split: str, device: torch.device | str) -> Iterator[tuple[Tensor, Tensor]]:
+        """A split's batches in order on `device`, normalized and never augmented: for a frozen model's features."""
+        for images, labels in self._loader(getattr(self, f"{split}_set")):
+            yield self.batch_transform(images.to(device), labels.to(device))
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

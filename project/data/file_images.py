@@ -33,6 +33,9 @@ class FileImageSet:
     def relabel(self, labels: Tensor) -> "FileImageSet":
         return FileImageSet(self.paths, labels)
 
+    def joined(self, other: "FileImageSet") -> "FileImageSet":
+        return FileImageSet([*self.paths, *other.paths], torch.cat([self.labels, other.labels]))
+
 
 class FileImages(Dataset):
     """Decodes, converts and resizes one image per item, so DataLoader workers can do it in parallel.

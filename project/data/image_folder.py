@@ -80,6 +80,26 @@ class ImageFolderSource:
         return sets["train"], sets.get("val"), sets.get("test")
 
 
+UNLABELLED = -1  # the label of an image that has none (self-supervised pretraining only)
+
+
+def unlabelled_images(
+    root: str, image_size: int | None, cache_dir: str | None, from_disk: bool
+) -> ImageSet | FileImageSet:
+    """Every image under `root`, in sub-folders or not, whatever their names: label UNLABELLED."""
+    folder = Path(root)
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"--data.unlabelled_root {root!r} {problem}: give a folder of images")
+    files = [(path, UNLABELLED) for path in image_files(folder)]
+    if not files:
+        raise UserError(f"--data.unlabelled_root {root!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if from_disk:
+        header_shape(files, image_size)  # every file read and checked now, as the labelled ones were
+        return FileImageSet([path for path, _ in files], torch.full((len(files),), UNLABELLED))
+    return decoded_split(folder, files, image_size, cache_dir)
+
+
 def split_folders(root: str) -> dict[str, Path]:
     """Map split name to folder: `root/train` (with `val/`, `test/` when present), or `root` itself as train."""
     path = Path(root)

@@ -23,6 +23,9 @@ class ImageSet:
     def relabel(self, labels: Tensor) -> "ImageSet":
         return ImageSet(self.images, labels)
 
+    def joined(self, other: "ImageSet") -> "ImageSet":
+        return ImageSet(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]))
+
 
 class InMemoryImages(Dataset):
     """A map-style dataset whose `__getitems__` gathers a whole batch with one tensor index.

@@ -49,6 +49,12 @@ class ImageClassifier(BackboneModule):
         for stage in STAGES:  # one metric object per split: their states must not mix
             setattr(self, f"{stage}_accuracy", MulticlassAccuracy(num_classes, average="micro"))
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        data = self.trainer.datamodule
+        if stage == "fit" and getattr(data, "has_unlabelled", False):
+            raise UserError("--data.unlabelled_root's images have no labels: only --objective=simclr trains on them")
+
     def forward(self, images: Tensor) -> Tensor:
         return self.head(self.backbone(self.as_input(images)))
 
@@ -77,7 +83,8 @@ class ImageClassifier(BackboneModule):
     def _log_accuracy(self, stage: str) -> None:
         """The epoch's accuracy over every batch (synchronized across processes by torchmetrics), then reset."""
         accuracy = getattr(self, f"{stage}_accuracy")
-        self.log(f"{stage}/acc", accuracy.compute(), prog_bar=True)
+        if accuracy.update_count:  # no step updated it (e.g. a logistic probe, fit before training): nothing to log
+            self.log(f"{stage}/acc", accuracy.compute(), prog_bar=True)
         accuracy.reset()
 
     def on_train_epoch_end(self) -> None:

@@ -10,7 +10,8 @@ when it wrapped the model out of its gradient reduction, so unfreezing them late
 from dataclasses import dataclass
 from typing import Literal
 
-Strategy = Literal["linear_probe", "full", "gradual", "lp_ft"]
+Strategy = Literal["linear_probe", "logistic_probe", "full", "gradual", "lp_ft"]
+FROZEN_BACKBONE = ("linear_probe", "logistic_probe")  # the pretrained blocks never train
 
 
 @dataclass(frozen=True)

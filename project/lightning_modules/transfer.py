@@ -4,15 +4,18 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
-from torch import nn
+from torch import Tensor, nn
 
 from project.backbones import BackboneName
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.errors import UserError
+from project.feature_probes.logistic import fit_logistic_probe
 from project.lightning_modules.classifier import ImageClassifier
-from project.lightning_modules.finetuning_plan import FinetuningPlan, Strategy
+from project.lightning_modules.finetuning_plan import FROZEN_BACKBONE, FinetuningPlan, Strategy
+from project.seeding import run_seed
 
 
 class TransferClassifier(ImageClassifier):
@@ -28,7 +31,9 @@ class TransferClassifier(ImageClassifier):
         pretrained: a pretraining run's checkpoint (a .ckpt file, a run folder or an experiment folder: its
             selected checkpoint), a torchvision state dict file, or `torchvision:<WEIGHTS>` (e.g.
             `torchvision:IMAGENET1K_V1`); null trains the same model from scratch, the baseline to beat.
-        strategy: `linear_probe` (frozen backbone, BatchNorm statistics included), `full` (everything
+        strategy: `linear_probe` (frozen backbone, BatchNorm statistics included), `logistic_probe` (the same, its
+            head fit to convergence before the first step: L2-regularized logistic regression by L-BFGS, the
+            penalty chosen by cross-validation on the training labels; Kornblith et al. 2019), `full` (everything
             trains), `gradual` (blocks unfreeze from the top at `unfreeze_at` epochs), `lp_ft` (linear
             probe for `lp_fraction` of the epochs, then everything at `ft_lr_ratio` × the lr, each phase under
             a schedule of its own; Kumar et al. 2022).
@@ -62,13 +67,16 @@ class TransferClassifier(ImageClassifier):
             raise UserError(f"reinit_blocks={reinit_blocks} must be between 0 and the backbone's {len(blocks)} blocks")
         self.provenance: dict[str, Any] = {}
         self.pretrained_weights_loaded = False
+        self.head_fit = False  # logistic_probe: fit once, before the first step (and kept by its checkpoints)
         self.plan = FinetuningPlan(
             strategy=strategy, num_blocks=len(blocks), backbone_lr_ratio=backbone_lr_ratio, layer_decay=layer_decay,
             unfreeze_at=tuple(unfreeze_at or (5,)), lp_fraction=lp_fraction, ft_lr_ratio=ft_lr_ratio,
             new_blocks=reinit_blocks if pretrained is not None else 0,
         )
         check_plan(self.plan)
-        if strategy == "linear_probe":  # the pretrained blocks never train: skip their gradients altogether
+        if strategy == "logistic_probe" and self.plan.new_blocks:
+            raise UserError("reinit_blocks must be 0 with logistic_probe: nothing would train the fresh blocks")
+        if strategy in FROZEN_BACKBONE:  # the pretrained blocks never train: skip their gradients altogether
             self.backbone.requires_grad_(False)
             for block in blocks[self.plan.pretrained_blocks :]:
                 block.requires_grad_(True)
@@ -140,7 +148,14 @@ class TransferClassifier(ImageClassifier):
         for index, block in enumerate(self.backbone.blocks()):
             block.train(self.plan.block_trains(index, epoch))
 
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
+        if self.plan.strategy == "logistic_probe":  # fit before the first step: nothing left to train
+            return None
+        return super().training_step(batch, batch_idx)
+
     def on_fit_start(self) -> None:
+        if self.plan.strategy == "logistic_probe" and self.trainer.global_step == 0 and not self.head_fit:
+            self.fit_logistic_head()
         if self.hparams.pretrained is not None and not self.pretrained_weights_loaded:
             raise UserError(
                 f"pretrained={self.hparams.pretrained!r} was given but its weights were never loaded: build the "
@@ -149,6 +164,21 @@ class TransferClassifier(ImageClassifier):
         if self.provenance and isinstance(self.logger, TensorBoardLogger):
             text = json.dumps(self.provenance, indent=2, default=str)
             self.logger.experiment.add_text("provenance", "\n".join(f"    {line}" for line in text.splitlines()))
+
+    @torch.no_grad()
+    def fit_logistic_head(self) -> None:
+        """The head as the logistic probe of the frozen features of every training image (never augmented)."""
+        self.backbone.eval()
+        features, labels = [], []
+        for images, batch_labels in self.trainer.datamodule.unaugmented_batches("train", self.device):
+            features.append(self.backbone(self.as_input(images)).float().cpu())
+            labels.append(batch_labels.cpu())
+        probe = fit_logistic_probe(torch.cat(features), torch.cat(labels), seed=run_seed())
+        self.head.weight.copy_(probe.weight)
+        self.head.bias.copy_(probe.bias)
+        self.head_fit = True
+        rank_zero_info(f"logistic probe: L2 penalty C={probe.penalty_c:g}, cross-validated accuracy "
+                       f"{'–' if probe.cv_accuracy is None else f'{probe.cv_accuracy:.3f}'} on the training labels")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -159,6 +189,7 @@ class TransferClassifier(ImageClassifier):
         super().on_load_checkpoint(checkpoint)
         self.provenance = checkpoint.get("provenance", {})
         self.pretrained_weights_loaded = True
+        self.head_fit = True
 
 
 def reinitialize(blocks: list[nn.Module]) -> None:
