@@ -7,7 +7,7 @@ import torch
 from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
-from project.cli.training import fit_and_test, run_experiment
+from project.cli.training import fit_and_test, pretraining_class, run_experiment
 from project.errors import UserError
 from project.lightning_modules import ImageClassifier, TransferClassifier
 from project.shipped_configs import config_dir
@@ -131,9 +131,12 @@ def test_imagefolder_data_runs_end_to_end(tmp_path, monkeypatch, image_folder):
     assert 0 <= metrics["test/acc"] <= 1
 
 
-PAIR_FINETUNE_CONFIGS = ["digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml"]
+PAIR_FINETUNE_CONFIGS = [
+    "digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml",
+    "cifar10_simclr_finetune.yaml",
+]
 FINETUNE_CONFIGS = {*PAIR_FINETUNE_CONFIGS, "resnet18_imagefolder.yaml"}
-STUDY_CONFIGS = {"study_digits.yaml", "study_cifar10_related.yaml"}
+STUDY_CONFIGS = {"study_digits.yaml", "study_cifar10_related.yaml", "study_cifar10_simclr.yaml"}
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
@@ -142,7 +145,8 @@ def test_every_config_file_parses(config, capsys):
         if config in STUDY_CONFIGS:
             study_main(["--config", str(CONFIGS / config), "--print_config"])
         else:
-            model_class = TransferClassifier if config in FINETUNE_CONFIGS else ImageClassifier
+            args = ["--config", str(CONFIGS / config)]
+            model_class = TransferClassifier if config in FINETUNE_CONFIGS else pretraining_class(args)
             run_experiment(model_class, config, ["--print_config"])
     assert exit_info.value.code == 0
     assert ("methods:" if config in STUDY_CONFIGS else "experiment:") in capsys.readouterr().out
