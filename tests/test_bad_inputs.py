@@ -99,10 +99,11 @@ CASES = [
     ("P61", "pretrain", ["--model.optimizer=foo"],
      f"--model.optimizer='foo' is not valid: expected one of 'sgd', 'adamw' {HELP}"),
     ("P62", "pretrain", ["--model.scheduler=foo"],
-     f"--model.scheduler='foo' is not valid: expected one of 'cosine', 'onecycle', 'none' {HELP}"),
+     f"--model.scheduler='foo' is not valid: expected one of 'cosine', 'onecycle', 'warmup_cosine', 'none' {HELP}"),
     ("P63", "pretrain", ["--model.lrr=0.1"], f"unrecognized arguments: --model.lrr=0.1 {HELP}"),
     ("F01", "finetune", ["--model.strategy=foo"],
-     f"--model.strategy='foo' is not valid: expected one of 'linear_probe', 'full', 'gradual', 'lp_ft' {HELP}"),
+     f"--model.strategy='foo' is not valid: expected one of 'linear_probe', 'logistic_probe', 'full', 'gradual', "
+     f"'lp_ft' {HELP}"),
     ("E08", "evaluate", ["--ckpt_path={good}", "--data.dataset=foo"], "--data.dataset='foo' is not valid: expected one "
      f"of 'digits', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'imagefolder' {HELP}"),
     ("E15", "evaluate", [], f"the following arguments are required: ckpt_path {HELP}"),
@@ -173,7 +174,7 @@ CASES = [
      "--data.samples_per_class"),
     # Studies: checked whole before anything is written (was an empty folder or a study.json blocking the rerun).
     ("S01", "study", ["--methods=[scratch, foo]", "--output_dir={cwd}/study"], "unknown study method 'foo': choose "
-     "from ['scratch', 'configured', 'full', 'gradual', 'linear_probe', 'lp_ft']"),
+     "from ['scratch', 'configured', 'full', 'gradual', 'linear_probe', 'logistic_probe', 'lp_ft']"),
     ("S02", "study", ["--pretrained={cwd}/nope", "--output_dir={cwd}/study"], "checkpoint '{cwd}/nope' does not "
      "exist: give a .ckpt file, a run folder or an experiment folder"),
     ("S03", "study", ["--pretrained={good}", "--budgets=[0]", "--output_dir={cwd}/study"],

@@ -1,13 +1,12 @@
 """The LightningModule that trains any backbone + linear head as an image classifier."""
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from project.backbones import BackboneName
 from project.errors import UserError
 from project.lightning_modules.backbone_module import BackboneModule
 
@@ -17,34 +16,20 @@ STAGES = ("train", "val", "test")
 class ImageClassifier(BackboneModule):
     """`backbone` (features) → `head` (nn.Linear), cross-entropy, accuracy per split, SGD/AdamW + schedule.
 
-    `num_classes`, `input_shape` and `class_names` come from the data (the scripts link them); the other
-    arguments are BackboneModule's.
+    `num_classes` and `class_names` come from the data (the scripts link them, and `input_shape`); the backbone,
+    optimizer and schedule arguments are BackboneModule's.
     """
 
     def __init__(
         self,
-        backbone: BackboneName = "cnn",
-        backbone_args: dict[str, Any] | None = None,
         num_classes: int = 10,
-        input_shape: tuple[int, int, int] = (1, 28, 28),
         class_names: list[str] | None = None,
-        optimizer: Literal["sgd", "adamw"] = "sgd",
-        lr: float = 0.05,
-        momentum: float = 0.9,
-        nesterov: bool = True,
-        weight_decay: float = 5e-4,
-        scheduler: Literal["cosine", "onecycle", "warmup_cosine", "none"] = "cosine",
         label_smoothing: float = 0.0,
-        channels_last: bool = False,
-        compile: bool = False,
+        **kwargs: Any,
     ) -> None:
         if not 0 <= label_smoothing < 1:
             raise UserError(f"label_smoothing={label_smoothing} must be in [0, 1)")
-        super().__init__(
-            backbone=backbone, backbone_args=backbone_args, input_shape=input_shape, optimizer=optimizer, lr=lr,
-            momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, scheduler=scheduler,
-            channels_last=channels_last, compile=compile,
-        )
+        super().__init__(**kwargs)
         self.head = nn.Linear(self.backbone.out_features, num_classes)
         for stage in STAGES:  # one metric object per split: their states must not mix
             setattr(self, f"{stage}_accuracy", MulticlassAccuracy(num_classes, average="micro"))

@@ -12,7 +12,6 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from project.backbones import BackboneName
 from project.callbacks.epoch_seeding import epoch_seed
 from project.data.views import simclr_view
 from project.errors import UserError
@@ -26,7 +25,8 @@ class SimCLRPretraining(BackboneModule):
     """`backbone` → `projection` (Linear, BatchNorm, ReLU, Linear), NT-Xent on two views per image.
 
     Args:
-        num_classes, class_names: the data's, linked in by the scripts; recorded, never trained on.
+        num_classes, class_names: the data's, linked in by the scripts; recorded, never trained on. The
+            backbone and optimizer arguments are BackboneModule's (AdamW with a warm-up here, as SimCLR).
         projection_dims: widths of the projection MLP after the backbone's features (SimCLR: 512, then 128).
         temperature: NT-Xent's τ (0.2 suits CIFAR-sized batches of a few hundred).
         crop_scale: the smallest area a random crop keeps; jitter_strength: SimCLR's colour strength s.
@@ -37,10 +37,7 @@ class SimCLRPretraining(BackboneModule):
 
     def __init__(
         self,
-        backbone: BackboneName = "cnn",
-        backbone_args: dict[str, Any] | None = None,
         num_classes: int = 10,
-        input_shape: tuple[int, int, int] = (3, 32, 32),
         class_names: list[str] | None = None,
         projection_dims: tuple[int, int] = (512, 128),
         temperature: float = 0.2,
@@ -49,23 +46,16 @@ class SimCLRPretraining(BackboneModule):
         knn_k: int = 20,
         optimizer: Literal["sgd", "adamw"] = "adamw",
         lr: float = 1e-3,
-        momentum: float = 0.9,
-        nesterov: bool = True,
         weight_decay: float = 1e-6,
         scheduler: Literal["cosine", "onecycle", "warmup_cosine", "none"] = "warmup_cosine",
-        channels_last: bool = False,
-        compile: bool = False,
+        **kwargs: Any,
     ) -> None:
         if temperature <= 0 or not 0 < crop_scale <= 1 or jitter_strength < 0 or knn_k < 1:
             raise UserError(
                 f"temperature={temperature} must be > 0, crop_scale={crop_scale} in (0, 1], jitter_strength="
                 f"{jitter_strength} >= 0 and knn_k={knn_k} >= 1"
             )
-        super().__init__(
-            backbone=backbone, backbone_args=backbone_args, input_shape=input_shape, optimizer=optimizer, lr=lr,
-            momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, scheduler=scheduler,
-            channels_last=channels_last, compile=compile,
-        )
+        super().__init__(optimizer=optimizer, lr=lr, weight_decay=weight_decay, scheduler=scheduler, **kwargs)
         hidden, out = projection_dims
         self.projection = nn.Sequential(
             nn.Linear(self.backbone.out_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
