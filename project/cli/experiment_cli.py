@@ -19,39 +19,28 @@ from project.cli.run_folders import check_output_dir, run_folder
 from project.errors import UserError
 from project.lightning_modules import OBJECTIVES
 
+RUN_ARGUMENTS = [  # (name, type, default, help): the run's own settings, beside those of the model, data and Trainer
+    ("experiment", str, "experiment", "Run folder under output_dir."),
+    ("output_dir", str, "lightning_logs", "Where experiment folders go."),
+    ("checkpoint_every_n_steps", int | None, None,
+     "Also write last.ckpt every N training steps, so a killed run loses at most N steps."),
+    ("model_selection", Literal["best_val", "last_epoch"], "best_val",
+     "The checkpoint a run is tested with and hands on to fine-tuning: the best by val/acc (ties: the lower "
+     "val/loss), or the last epoch's (needs no validation split)."),
+    ("objective", Literal[tuple(OBJECTIVES)], "supervised",
+     "What scripts/pretrain.py trains: `supervised` (the labels) or `simclr` (no labels: SimCLR)."),
+    ("ckpt_path", str | None, None,
+     "Resume training: 'last' (this experiment's newest last.ckpt) or a checkpoint path; the run continues in that "
+     "checkpoint's run folder."),
+]
+
 
 class ExperimentCLI(LightningCLI):
     """LightningCLI plus the run's settings; the data's classes and shape are linked into the model."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--experiment", type=str, default="experiment", help="Run folder under output_dir.")
-        parser.add_argument("--output_dir", type=str, default="lightning_logs", help="Where experiment folders go.")
-        parser.add_argument(
-            "--checkpoint_every_n_steps",
-            type=int | None,
-            default=None,
-            help="Also write last.ckpt every N training steps, so a killed run loses at most N steps.",
-        )
-        parser.add_argument(
-            "--model_selection",
-            type=Literal["best_val", "last_epoch"],
-            default="best_val",
-            help="The checkpoint a run is tested with and hands on to fine-tuning: the best by val/acc (ties: the "
-            "lower val/loss), or the last epoch's (needs no validation split).",
-        )
-        parser.add_argument(
-            "--objective",
-            type=Literal[tuple(OBJECTIVES)],
-            default="supervised",
-            help="What scripts/pretrain.py trains: `supervised` (the labels) or `simclr` (no labels: SimCLR).",
-        )
-        parser.add_argument(
-            "--ckpt_path",
-            type=str | None,
-            default=None,
-            help="Resume training: 'last' (this experiment's newest last.ckpt) or a checkpoint path; the run "
-            "continues in that checkpoint's run folder.",
-        )
+        for name, kind, default, help_text in RUN_ARGUMENTS:
+            parser.add_argument(f"--{name}", type=kind, default=default, help=help_text)
         for attribute in ("num_classes", "input_shape", "class_names"):
             parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
 

@@ -34,6 +34,8 @@ from project.data.splits import select_classes, stratified_split, take_per_class
 from project.errors import UserError
 from project.seeding import Stream, derived_seed, run_seed
 
+Split = ImageSet | FileImageSet
+
 
 class ImageDataModule(LightningDataModule):
     """Loads a dataset, splits it (seeded), selects classes and a label budget, and serves normalized batches.
@@ -148,14 +150,11 @@ class ImageDataModule(LightningDataModule):
             return
         hp = self.hparams
         train, val, test = self.source.load()
+        # Held out of train where the data has no such split of its own: the test images, then validation.
         if test is None:
-            seed = derived_seed(hp.split_seed, Stream.TEST_SPLIT)
-            train_index, test_index = stratified_split(train.labels, hp.test_fraction, seed)
-            train, test = train.subset(train_index), train.subset(test_index)
+            train, test = self._hold_out(train, hp.test_fraction, Stream.TEST_SPLIT)
         if val is None:
-            seed = derived_seed(hp.split_seed, Stream.VAL_SPLIT)
-            train_index, val_index = stratified_split(train.labels, hp.val_fraction, seed)
-            train, val = train.subset(train_index), train.subset(val_index)
+            train, val = self._hold_out(train, hp.val_fraction, Stream.VAL_SPLIT)
         if not self.from_disk:
             train, val, test = (self._adapt(image_set) for image_set in (train, val, test))
         if self.mean is None:  # unless a trained model's were given (normalize_like)
@@ -192,6 +191,11 @@ class ImageDataModule(LightningDataModule):
                     f"was expected (the first training image's): set --data.image_size to resize every split"
                 )
         self.train_set, self.val_set, self.test_set = train, val, test
+
+    def _hold_out(self, train: Split, fraction: float, stream: Stream) -> tuple[Split, Split]:
+        """(kept, held out): `fraction` of every class, drawn by split_seed for `stream`."""
+        kept, taken = stratified_split(train.labels, fraction, derived_seed(self.hparams.split_seed, stream))
+        return train.subset(kept), train.subset(taken)
 
     def _adapt(self, image_set: ImageSet) -> ImageSet:
         """The configured channel count and size, applied once to the uint8 images in memory."""

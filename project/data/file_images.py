@@ -24,17 +24,14 @@ class FileImageSet:
     paths: list[Path]
     labels: Tensor
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def subset(self, indices: Tensor) -> "FileImageSet":
         return FileImageSet([self.paths[i] for i in indices.tolist()], self.labels[indices])
 
-    def relabel(self, labels: Tensor) -> "FileImageSet":
-        return FileImageSet(self.paths, labels)
-
     def joined(self, other: "FileImageSet") -> "FileImageSet":
         return FileImageSet([*self.paths, *other.paths], torch.cat([self.labels, other.labels]))
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
 class FileImages(Dataset):

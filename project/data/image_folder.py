@@ -87,10 +87,7 @@ def unlabelled_images(
     root: str, image_size: int | None, cache_dir: str | None, from_disk: bool
 ) -> ImageSet | FileImageSet:
     """Every image under `root`, in sub-folders or not, whatever their names: label UNLABELLED."""
-    folder = Path(root)
-    if not folder.is_dir():
-        problem = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise UserError(f"--data.unlabelled_root {root!r} {problem}: give a folder of images")
+    folder = existing_folder(root, "--data.unlabelled_root", "give a folder of images")
     files = [(path, UNLABELLED) for path in image_files(folder)]
     if not files:
         raise UserError(f"--data.unlabelled_root {root!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -100,12 +97,16 @@ def unlabelled_images(
     return decoded_split(folder, files, image_size, cache_dir)
 
 
-def split_folders(root: str) -> dict[str, Path]:
-    """Map split name to folder: `root/train` (with `val/`, `test/` when present), or `root` itself as train."""
+def existing_folder(root: str, what: str, fix: str) -> Path:
     path = Path(root)
     if not path.is_dir():
-        problem = "is a file, not a folder" if path.exists() else "does not exist"
-        raise UserError(f"image folder {root!r} {problem}: set --data.root to a folder of <class>/ image folders")
+        raise UserError(f"{what} {root!r} {'is a file, not a folder' if path.exists() else 'does not exist'}: {fix}")
+    return path
+
+
+def split_folders(root: str) -> dict[str, Path]:
+    """Map split name to folder: `root/train` (with `val/`, `test/` when present), or `root` itself as train."""
+    path = existing_folder(root, "image folder", "set --data.root to a folder of <class>/ image folders")
     if not os.access(path, os.R_OK | os.X_OK):
         raise UserError(f"cannot read the image folder {root!r} (permission denied): check its permissions")
     if (path / "train").is_dir():

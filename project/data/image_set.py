@@ -20,9 +20,6 @@ class ImageSet:
     def subset(self, indices: Tensor) -> "ImageSet":
         return ImageSet(self.images[indices], self.labels[indices])
 
-    def relabel(self, labels: Tensor) -> "ImageSet":
-        return ImageSet(self.images, labels)
-
     def joined(self, other: "ImageSet") -> "ImageSet":
         return ImageSet(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]))
 

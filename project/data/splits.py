@@ -1,5 +1,7 @@
 """Seeded, per-class index selection: held-out splits, class subsets and label budgets."""
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
@@ -30,7 +32,7 @@ def select_classes(image_set: ImageSet, class_ids: list[int]) -> ImageSet:
     new_label[torch.tensor(class_ids)] = torch.arange(len(class_ids))
     keep = (new_label[image_set.labels] >= 0).nonzero().flatten()
     kept = image_set.subset(keep)
-    return kept.relabel(new_label[kept.labels])
+    return replace(kept, labels=new_label[kept.labels])
 
 
 def take_per_class(

@@ -5,7 +5,6 @@ those the training run's final test reports. The data defaults to what the check
 split); `--data.*` changes any setting of it, and the model's own normalization is used whatever the data.
 """
 
-import inspect
 import json
 import sys
 
@@ -15,6 +14,7 @@ from lightning.pytorch import Trainer
 
 from project.callbacks.evaluation_figures import CollectTestPredictions
 from project.checkpoints.files import load_checkpoint
+from project.cli.data_arguments import parse_with_data_defaults
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.figures import confusion_matrix_figure
@@ -35,10 +35,7 @@ def main(args: list[str] | None = None) -> None:
         config = parser.parse_args(args)
         device = inference_device(config.device)
         model, path = load_trained_model(config.ckpt_path)
-        known = inspect.signature(ImageDataModule).parameters
-        saved = load_checkpoint(path).get("datamodule_hyper_parameters", {})
-        parser.set_defaults({f"data.{key}": value for key, value in saved.items() if key in known})
-        config = parser.parse_args(args)
+        config = parse_with_data_defaults(parser, args, load_checkpoint(path).get("datamodule_hyper_parameters", {}))
         data = evaluation_data(model, config.data.as_dict())
         folder = output_folder(config.output_dir, run_folder(path) / "evaluation")
         results = evaluate(model, data, device)
@@ -54,15 +51,8 @@ def main(args: list[str] | None = None) -> None:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        exit_on_error=False,
-        description="Evaluate a checkpoint on a test split: loss, accuracy, confusion matrix. The --data.* settings "
-        "default to those the checkpoint was trained with (not the defaults shown below); give only what changes.",
-    )
-    add_model_arguments(parser)
-    parser.add_argument(
-        "--output_dir", type=str | None, default=None, help="folder for the results (default: <run folder>/evaluation)"
-    )
+    parser = ArgumentParser(exit_on_error=False, description=__doc__)
+    add_model_arguments(parser, output_folder="evaluation")
     parser.add_class_arguments(ImageDataModule, "data")
     return parser
 

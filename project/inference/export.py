@@ -23,10 +23,8 @@ SUFFIXES = (".torchscript.pt", ".onnx", ".preprocessing.json")
 
 def main(args: list[str] | None = None) -> None:
     """Export the checkpoint's model; a user error exits with status 2 and a one-line message."""
-    parser = ArgumentParser(exit_on_error=False, description="Export a checkpoint as TorchScript and ONNX.")
-    add_model_arguments(parser)
-    parser.add_argument("--output_dir", type=str | None, default=None,
-                        help="folder for the exported files (default: <run folder>/export)")
+    parser = ArgumentParser(exit_on_error=False, description=__doc__)
+    add_model_arguments(parser, output_folder="export")
     with exits_on_user_error():
         config = parser.parse_args(sys.argv[1:] if args is None else args)
         model, path = load_trained_model(config.ckpt_path)  # exported from the CPU: it runs anywhere

@@ -15,13 +15,17 @@ from project.errors import UserError
 from project.lightning_modules import MODEL_CLASSES, ImageClassifier
 
 
-def add_model_arguments(parser: ArgumentParser) -> None:
-    """The options every inference script shares, named as the training scripts name them."""
+def add_model_arguments(parser: ArgumentParser, output_folder: str | None = None) -> None:
+    """The options every inference script shares, named as the training scripts name them; `--output_dir` too
+    for a script that writes into `<run folder>/<output_folder>` by default."""
     parser.add_argument(
         "--ckpt_path", type=str, required=True,
         help="a .ckpt file, a run folder or an experiment folder (its selected checkpoint)",
     )
     parser.add_argument("--device", type=str | None, default=None, help="cpu, cuda, cuda:N (default: a GPU if any)")
+    if output_folder is not None:
+        parser.add_argument("--output_dir", type=str | None, default=None,
+                            help=f"folder for what it writes (default: <run folder>/{output_folder})")
 
 
 def load_trained_model(location: str | Path, device: torch.device | str = "cpu") -> tuple[ImageClassifier, Path]:

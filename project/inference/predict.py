@@ -24,7 +24,7 @@ Prediction = tuple[Path, list[tuple[str, float]]]  # an image and its top-k (cla
 
 def main(args: list[str] | None = None) -> None:
     """Predict, print one line per image, write the CSV if asked; a user error exits with status 2."""
-    parser = ArgumentParser(exit_on_error=False, description="Predict the classes of images with a trained checkpoint.")
+    parser = ArgumentParser(exit_on_error=False, description=__doc__)
     add_model_arguments(parser)
     parser.add_argument("inputs", nargs="+", type=str, help="image files, or folders (recursive)")
     parser.add_argument("--top_k", type=int, default=3, help="how many classes per image (at most all of them)")

@@ -24,6 +24,7 @@ class BackboneModule(LightningModule):
 
     Args:
         backbone_args: keyword arguments of the backbone class, e.g. `{hidden_sizes: [128, 64]}` for `mlp`.
+        input_shape, num_classes, class_names: the data's (C, H, W) and classes, linked in by the scripts.
         lr: peak learning rate (of the head, where a subclass gives the backbone its own).
         scheduler: per-step `cosine` decay, `onecycle` (warm-up then anneal), `warmup_cosine` (a linear warm-up
             over the first 10 %, then cosine), or `none`.
@@ -38,6 +39,8 @@ class BackboneModule(LightningModule):
         backbone: BackboneName = "cnn",
         backbone_args: dict[str, Any] | None = None,
         input_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 10,
+        class_names: list[str] | None = None,
         optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.05,
         momentum: float = 0.9,
@@ -141,6 +144,18 @@ class BackboneModule(LightningModule):
         for logger in self.loggers:
             logger.log_metrics({"params/trainable": self.trainable_parameter_count(self.current_epoch)},
                                step=self.global_step)
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        """Log what `stage` (train, val, test) measured over the whole epoch; the subclasses say what that is."""
+
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch_metrics("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Say what the file holds, and refuse to write non-finite weights: the file on disk stays the last good one.

@@ -16,23 +16,16 @@ STAGES = ("train", "val", "test")
 class ImageClassifier(BackboneModule):
     """`backbone` (features) → `head` (nn.Linear), cross-entropy, accuracy per split, SGD/AdamW + schedule.
 
-    `num_classes` and `class_names` come from the data (the scripts link them, and `input_shape`); the backbone,
-    optimizer and schedule arguments are BackboneModule's.
+    The backbone, data, optimizer and schedule arguments are BackboneModule's.
     """
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        class_names: list[str] | None = None,
-        label_smoothing: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, label_smoothing: float = 0.0, **kwargs: Any) -> None:
         if not 0 <= label_smoothing < 1:
             raise UserError(f"label_smoothing={label_smoothing} must be in [0, 1)")
         super().__init__(**kwargs)
-        self.head = nn.Linear(self.backbone.out_features, num_classes)
+        self.head = nn.Linear(self.backbone.out_features, self.hparams.num_classes)
         for stage in STAGES:  # one metric object per split: their states must not mix
-            setattr(self, f"{stage}_accuracy", MulticlassAccuracy(num_classes, average="micro"))
+            setattr(self, f"{stage}_accuracy", MulticlassAccuracy(self.hparams.num_classes, average="micro"))
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -65,21 +58,12 @@ class ImageClassifier(BackboneModule):
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss, logits
 
-    def _log_accuracy(self, stage: str) -> None:
+    def log_epoch_metrics(self, stage: str) -> None:
         """The epoch's accuracy over every batch (synchronized across processes by torchmetrics), then reset."""
         accuracy = getattr(self, f"{stage}_accuracy")
         if accuracy.update_count:  # no step updated it (e.g. a logistic probe, fit before training): nothing to log
             self.log(f"{stage}/acc", accuracy.compute(), prog_bar=True)
         accuracy.reset()
-
-    def on_train_epoch_end(self) -> None:
-        self._log_accuracy("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_accuracy("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_accuracy("test")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "train")[0]

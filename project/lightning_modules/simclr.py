@@ -25,8 +25,8 @@ class SimCLRPretraining(BackboneModule):
     """`backbone` → `projection` (Linear, BatchNorm, ReLU, Linear), NT-Xent on two views per image.
 
     Args:
-        num_classes, class_names: the data's, linked in by the scripts; recorded, never trained on. The
-            backbone and optimizer arguments are BackboneModule's (AdamW with a warm-up here, as SimCLR).
+        The backbone, data and optimizer arguments are BackboneModule's (AdamW with a warm-up here, as SimCLR;
+            the data's classes are recorded, never trained on).
         projection_dims: widths of the projection MLP after the backbone's features (SimCLR: 512, then 128).
         temperature: NT-Xent's τ (0.2 suits CIFAR-sized batches of a few hundred).
         crop_scale: the smallest area a random crop keeps; jitter_strength: SimCLR's colour strength s.
@@ -37,8 +37,6 @@ class SimCLRPretraining(BackboneModule):
 
     def __init__(
         self,
-        num_classes: int = 10,
-        class_names: list[str] | None = None,
         projection_dims: tuple[int, int] = (512, 128),
         temperature: float = 0.2,
         crop_scale: float = 0.2,
@@ -116,8 +114,10 @@ class SimCLRPretraining(BackboneModule):
         self._monitor["features"].append(self.backbone(self.as_input(images)).float())
         self._monitor["labels"].append(labels)
 
-    def _log_knn_accuracy(self, stage: str) -> None:
+    def log_epoch_metrics(self, stage: str) -> None:
         """Leave-one-out k-NN accuracy of the split's backbone features (every process's, gathered)."""
+        if stage == "train":  # the loss and pair accuracy are logged by the step
+            return
         features, labels = (torch.cat(self._monitor[key]) for key in ("features", "labels"))
         self._monitor = {"features": [], "labels": []}
         if self.trainer.world_size > 1:
@@ -125,12 +125,6 @@ class SimCLRPretraining(BackboneModule):
             labels = self.all_gather(labels).reshape(-1)
         if len(labels) > 1:
             self.log(f"{stage}/knn_acc", knn_accuracy(features.cpu(), labels.cpu(), self.hparams.knn_k), prog_bar=True)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_knn_accuracy("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_knn_accuracy("test")
 
     def forward(self, images: Tensor) -> Tensor:
         """The backbone's features (what fine-tuning starts from)."""

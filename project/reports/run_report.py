@@ -17,7 +17,7 @@ MISSING = "–"  # a value the run never logged
 
 def main(args: list[str] | None = None) -> None:
     """Read the runs, write the figure and the table; a bad folder exits with status 2 and a one-line message."""
-    parser = ArgumentParser(exit_on_error=False, description="Compare finished runs in a figure and a table.")
+    parser = ArgumentParser(exit_on_error=False, description=__doc__)
     parser.add_argument("run_dirs", nargs="+", type=str, help="run folders: lightning_logs/<experiment>/version_N")
     parser.add_argument(
         "--output_dir", type=str, default=".",

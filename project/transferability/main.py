@@ -6,7 +6,6 @@ weights: features no better than random ones are the sign, found the hard way on
 fine-tuning will at best tie training from scratch.
 """
 
-import inspect
 import statistics
 import sys
 import time
@@ -19,6 +18,7 @@ from jsonargparse import ArgumentParser
 
 from project.backbones import build_backbone
 from project.checkpoints.pretrained import PretrainedBackbone
+from project.cli.data_arguments import parse_with_data_defaults
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.seeding import Stream, derived_seed
@@ -44,22 +44,8 @@ class SourceReport:
         ]
 
 
-def main(args: list[str] | None = None) -> None:
-    with exits_on_user_error():
-        config = parse(build_parser(), sys.argv[1:] if args is None else args)
-        start = time.perf_counter()
-        reports = [check_source(source, config) for source in config.sources]
-    print(ranked_table(reports))
-    for report in sorted(reports, key=lambda r: r.pretrained.logme, reverse=True):
-        print(verdict(report))
-    print(f"scored in {time.perf_counter() - start:.1f} s")
-
-
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        description="Score how well pretrained backbones' frozen features fit a target task, next to random weights. "
-        "The --data.* settings default to the fine-tuning config's data section (not the defaults shown below)."
-    )
+    parser = ArgumentParser(exit_on_error=False, description=__doc__)
     parser.add_argument("--finetune_config", type=str, default=str(config_path("digits_finetune.yaml")),
                         help="the fine-tuning config that defines the target task (its data section)")
     parser.add_argument("--sources", type=list[str] | None, default=None,
@@ -71,6 +57,17 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def main(args: list[str] | None = None) -> None:
+    with exits_on_user_error():
+        config = parse(build_parser(), sys.argv[1:] if args is None else args)
+        start = time.perf_counter()
+        reports = [check_source(source, config) for source in config.sources]
+    print(ranked_table(reports))
+    for report in sorted(reports, key=lambda r: r.pretrained.logme, reverse=True):
+        print(verdict(report))
+    print(f"scored in {time.perf_counter() - start:.1f} s")
+
+
 def parse(parser: ArgumentParser, args: list[str]):
     """Parsed twice: first for --finetune_config, then with its data section (and model.pretrained) as defaults,
     so --data.* changes only what it names."""
@@ -79,9 +76,7 @@ def parse(parser: ArgumentParser, args: list[str]):
     if not path.is_file():
         raise UserError(f"--finetune_config {str(path)!r} does not exist: name a fine-tuning config file")
     finetune = yaml.safe_load(path.read_text()) or {}
-    known = inspect.signature(ImageDataModule).parameters
-    parser.set_defaults({f"data.{k}": v for k, v in (finetune.get("data") or {}).items() if k in known})
-    config = parser.parse_args(args)
+    config = parse_with_data_defaults(parser, args, finetune.get("data") or {})
     model = finetune.get("model") or {}
     config.sources = config.sources or ([model["pretrained"]] if model.get("pretrained") else [])
     if not config.sources:
