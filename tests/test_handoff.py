@@ -6,21 +6,18 @@ import pytest
 import torch
 from code_payload import save_code_carrying_checkpoint
 from lightning.pytorch import Trainer
-from tiny_settings import TINY_BACKBONE, TINY_CNN, TINY_RUN
+from tiny_settings import TINY_BACKBONE
 
 from project.checkpoints.files import find_checkpoint, load_checkpoint
-from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.errors import UserError
-from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.lightning_modules import TransferClassifier
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
-    """The best checkpoint of a tiny pretraining run of the default config (digits 0-4)."""
-    out = tmp_path_factory.mktemp("pretrain")
-    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={out}"])
-    return find_checkpoint(out / "digits_pretrain", "best")
+@pytest.fixture
+def pretrained(pretrained_run: Path) -> Path:
+    """The best checkpoint of the session's tiny pretraining run (digits 0-4)."""
+    return find_checkpoint(pretrained_run, "best")
 
 
 def target_data(**overrides) -> ImageDataModule:

@@ -10,19 +10,15 @@ from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
-from project.cli.training import run_experiment
-from project.lightning_modules import ImageClassifier
 from project.shipped_configs import config_dir
 from project.study.main import main
 from project.study.summary import paired_gain_table
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory) -> Path:
-    """A tiny pretraining run of the default config: the study's source checkpoint."""
-    out = tmp_path_factory.mktemp("source")
-    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={out}"])
-    return out / "digits_pretrain"
+@pytest.fixture
+def source(pretrained_run: Path) -> Path:
+    """The session's tiny pretraining run's experiment folder: the study's source."""
+    return pretrained_run.parent
 
 
 def study_args(source: Path, output: Path, seeds: str = "[1, 2]") -> list[str]:

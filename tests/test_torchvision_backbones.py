@@ -78,8 +78,7 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
         PretrainedBackbone.open(str(tmp_path / "none.pt"), "resnet18")
 
 
-def test_the_resnet18_config_fine_tunes_on_an_image_folder_offline(tmp_path, monkeypatch, image_folder, resnet18_file):
-    monkeypatch.chdir(tmp_path)
+def test_the_resnet18_config_fine_tunes_on_an_image_folder_offline(tmp_path, image_folder, resnet18_file):
     metrics = run_experiment(
         TransferClassifier, "unused",
         ["--config", str(config_dir() / "resnet18_imagefolder.yaml"), *TINY_RUN, f"--data.root={image_folder}",
@@ -93,4 +92,4 @@ def test_the_resnet18_config_fine_tunes_on_an_image_folder_offline(tmp_path, mon
     # LP-FT's first epoch is a linear probe: the ImageNet backbone (and its BatchNorm statistics) is untouched.
     key = "layer4.1.bn2.running_var"
     assert torch.equal(checkpoint["state_dict"][f"backbone.model.{key}"], saved[key])
-    assert 0 <= metrics["test/acc"] <= 1
+    assert set(metrics) == {"test/acc", "test/loss"}

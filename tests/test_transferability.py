@@ -6,13 +6,10 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
-from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.cli.training import run_experiment
 from project.feature_probes.knn import knn_accuracy
 from project.feature_probes.logistic import fit_logistic_probe
 from project.feature_probes.logme import logme_score
-from project.lightning_modules import ImageClassifier
 from project.transferability.main import SourceReport, main, verdict
 from project.transferability.scores import FeatureScores
 
@@ -102,10 +99,8 @@ def test_the_verdict_flags_a_source_no_better_than_random_weights():
                              "expect fine-tuning from it to tie or lose to training from scratch")
 
 
-def test_the_check_scores_a_pretraining_run_and_its_random_twins_on_the_budgeted_labels(tmp_path, capsys):
-    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={tmp_path}"])
-    source = tmp_path / "digits_pretrain"
-    capsys.readouterr()
+def test_the_check_scores_a_pretraining_run_and_its_random_twins_on_the_budgeted_labels(pretrained_run, capsys):
+    source = pretrained_run.parent
     main([f"--sources=[{source}]", "--random_inits=2", "--data.samples_per_class=4"])
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("| source (20 training + 20 validation labelled images) | weights | LogME |")
