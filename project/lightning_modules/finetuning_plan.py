@@ -10,6 +10,8 @@ when it wrapped the model out of its gradient reduction, so unfreezing them late
 from dataclasses import dataclass
 from typing import Literal
 
+from project.errors import UserError
+
 Strategy = Literal["linear_probe", "logistic_probe", "full", "gradual", "lp_ft"]
 FROZEN_BACKBONE = ("linear_probe", "logistic_probe")  # the pretrained blocks never train
 
@@ -40,6 +42,18 @@ class FinetuningPlan:
     ft_lr_ratio: float
     new_blocks: int = 0
     total_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        """Values that cannot work are refused by name, where they enter."""
+        ratios_ok = self.backbone_lr_ratio >= 0 and 0 < self.layer_decay <= 1 and self.ft_lr_ratio > 0
+        if not ratios_ok or not 0 < self.lp_fraction < 1:
+            raise UserError(
+                f"backbone_lr_ratio={self.backbone_lr_ratio} must be >= 0, layer_decay={self.layer_decay} in (0, 1], "
+                f"ft_lr_ratio={self.ft_lr_ratio} > 0 and lp_fraction={self.lp_fraction} in (0, 1)"
+            )
+        steps = self.unfreeze_at
+        if any(b < a for a, b in zip(steps, steps[1:], strict=False)) or min(steps) < 0:
+            raise UserError(f"unfreeze_at={list(steps)} must be epochs >= 0 in increasing order")
 
     @property
     def pretrained_blocks(self) -> int:

@@ -73,7 +73,6 @@ class TransferClassifier(ImageClassifier):
             unfreeze_at=tuple(unfreeze_at or (5,)), lp_fraction=lp_fraction, ft_lr_ratio=ft_lr_ratio,
             new_blocks=reinit_blocks if pretrained is not None else 0,
         )
-        check_plan(self.plan)
         if strategy == "logistic_probe" and self.plan.new_blocks:
             raise UserError("reinit_blocks must be 0 with logistic_probe: nothing would train the fresh blocks")
         if strategy in FROZEN_BACKBONE:  # the pretrained blocks never train: skip their gradients altogether
@@ -199,13 +198,3 @@ def reinitialize(blocks: list[nn.Module]) -> None:
             if hasattr(module, "reset_parameters"):  # convs, linears, norms: each knows its own init
                 module.reset_parameters()
 
-
-def check_plan(plan: FinetuningPlan) -> None:
-    ratios_ok = plan.backbone_lr_ratio >= 0 and 0 < plan.layer_decay <= 1 and plan.ft_lr_ratio > 0
-    if not ratios_ok or not 0 < plan.lp_fraction < 1:
-        raise UserError(
-            f"backbone_lr_ratio={plan.backbone_lr_ratio} must be >= 0, layer_decay={plan.layer_decay} in (0, 1], "
-            f"ft_lr_ratio={plan.ft_lr_ratio} > 0 and lp_fraction={plan.lp_fraction} in (0, 1)"
-        )
-    if any(b < a for a, b in zip(plan.unfreeze_at, plan.unfreeze_at[1:], strict=False)) or min(plan.unfreeze_at) < 0:
-        raise UserError(f"unfreeze_at={list(plan.unfreeze_at)} must be epochs >= 0 in increasing order")
