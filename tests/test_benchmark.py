@@ -16,13 +16,17 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    paths = [row.split(" | ")[0] for row in rows if not row.startswith("| path")]
-    assert len(paths) == 8 and sum(path.startswith("| 4. same model and data") for path in paths) == 2
+    paths = [row.split(" | ")[0] for row in rows if row[2].isdigit()]
+    assert len(paths) == 10 and sum(path.startswith("| 4. same model and data") for path in paths) == 2
+    assert sum(path.startswith("| 5. Lightning's floor") for path in paths) == 2
     for row in rows:
         if row.startswith("| 4."):
             assert "losses equal to 5 decimals over 3 steps: yes" in row
     assert "mlp_mnist on cpu: generated MNIST-shaped data" in result.stdout
     assert "cnn_cifar on cpu: generated CIFAR-shaped PNGs" in result.stdout
+    phases = [row.split(" | ")[0][2:] for row in rows if not row[2].isdigit() and not row.startswith(("| path", "|-"))]
+    assert phases[:7] == ["phase", "data", "training", "validation", "checkpoints", "test", "total"]
+    assert phases[-1] == "whole run / compute" and "whole run on cpu: " in result.stdout
 
 
 @pytest.mark.slow

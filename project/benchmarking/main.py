@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from project.benchmarking.data_sources import cifar_folder, mnist_root
-from project.benchmarking.paths import compute_only, lightning_fit, plain_loop, timed_rate
+from project.benchmarking.paths import MinimalModule, compute_only, lightning_fit, plain_loop, timed_rate
 from project.benchmarking.whole_run import whole_run
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
@@ -77,6 +77,9 @@ def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str,
                             persistent_workers=workers > 0, pin_memory=device == "cuda")
         usual_run = lightning_fit(copy_of(template), n, warm, device, train_dataloaders=loader)
         usual_rates[workers] = timed_rate(usual_run, n, warm, args.batch_size)
+    seed_everything(SEED, verbose=False)
+    minimal_rate = timed_rate(lightning_fit(MinimalModule(copy_of(template)), n, warm, device, datamodule=data),
+                              n, warm, args.batch_size)
     plain_rate, plain_losses = plain_loop(template, data, n, warm, device, SEED)
     # The limit is a best case: measured first and last, the faster one counts (a shared machine is noisy).
     limit = max(first_limit, compute_only(template, data, n, warm, device))
@@ -94,6 +97,8 @@ def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str,
     rows.append(("4. same model and data, plain PyTorch loop", f"{plain_rate:,.0f}", f"{plain_rate / limit:.2f}",
                  f"Lightning/plain = {default_rate / plain_rate:.2f}; losses equal to 5 decimals "
                  f"over {len(plain_losses)} steps: {'yes' if equal else 'NO'}"))
+    rows.append(("5. Lightning's floor: a minimal LightningModule, same data path", f"{minimal_rate:,.0f}",
+                 f"{minimal_rate / limit:.2f}", f"minimal Lightning/plain = {minimal_rate / plain_rate:.2f}"))
     print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up")
     return rows
 
@@ -116,7 +121,7 @@ def main(args: list[str] | None = None) -> None:
                         default=["mlp_mnist", "cnn_cifar", "whole_run"])
     parser.add_argument("--batches", type=int, default=120, help="training steps per path")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
-    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--batch_size", type=int, default=128, help="of every case (the whole run's config says 128)")
     parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
     parser.add_argument("--mnist_root", type=str | None, default=None,
                         help="torchvision's MNIST files are under it (e.g. ../shared/data/mnist-sample)")
@@ -141,7 +146,9 @@ def main(args: list[str] | None = None) -> None:
                     if case == "whole_run":
                         folder, _ = cifar_folder(Path(scratch), config.cifar_folder, config.cifar_archive,
                                                  config.generated_size)
-                        rows = whole_run(folder, config.whole_run_epochs, Path(scratch) / device, device)
+                        rows = whole_run(
+                            folder, config.whole_run_epochs, config.batch_size, Path(scratch) / device, device
+                        )
                         print_table(rows, "| phase | first run (decodes), s | second run (decode cache), s |")
                     else:
                         print_table(measure(case, device, Path(scratch), config))

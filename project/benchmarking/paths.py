@@ -9,7 +9,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback, Trainer, seed_everything
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from torch.utils.data import DataLoader
 
 from project.callbacks.epoch_seeding import ReseedEveryEpoch, reseed_for_epoch
@@ -49,6 +49,22 @@ def lightning_fit(model: ImageClassifier, batches: int, warmup: int, device: str
     )
     trainer.fit(model, **data)
     return stopwatch
+
+
+class MinimalModule(LightningModule):
+    """Lightning's own floor: the same network, optimizer and data path, and a training step that only computes
+    the loss (no metric, no logging, no lr scheduler, no callbacks but the stopwatch)."""
+
+    def __init__(self, model: ImageClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(self.model(images), labels)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return sgd(self, self.model.hparams.lr)
 
 
 def timed_rate(stopwatch: Stopwatch, batches: int, warmup: int, batch_size: int) -> float:

@@ -23,10 +23,11 @@ from project.shipped_configs import config_path
 PHASES = ("data", "training", "validation", "checkpoints", "test", "total")
 
 
-def whole_run(folder: str, epochs: int, scratch: Path, device: str) -> list[tuple[str, ...]]:
+def whole_run(folder: str, epochs: int, batch_size: int, scratch: Path, device: str) -> list[tuple[str, ...]]:
     args = [
         "--config", str(config_path("cifar10_cnn.yaml")), "--data.dataset=imagefolder", f"--data.root={folder}",
-        f"--data.cache_dir={scratch / 'decode_cache'}", f"--trainer.max_epochs={epochs}", f"--output_dir={scratch}",
+        f"--data.cache_dir={scratch / 'decode_cache'}", f"--data.batch_size={batch_size}",
+        f"--trainer.max_epochs={epochs}", f"--output_dir={scratch}",
         "--experiment=whole_run", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         f"--trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "--trainer.devices=1",
     ]
@@ -38,10 +39,11 @@ def whole_run(folder: str, epochs: int, scratch: Path, device: str) -> list[tupl
     ratios = (f"{run.seconds['total'] / compute:.2f}" for run in (cold, warm))
     rows.append(("whole run / compute", *ratios))
     images = sum(len(split) for split in (warm.datamodule.train_set, warm.datamodule.val_set, warm.datamodule.test_set))
-    decode_rate = images / (cold.seconds["data"] - warm.seconds["data"])
-    pil_rate = pil_decode_rate(folder)
+    decode_seconds = cold.seconds["data"] - warm.seconds["data"]
+    # Too few images and the difference is below the timer's noise: say so instead of printing a rate.
+    decode = f"{images / decode_seconds:,.0f} images/s" if decode_seconds > 0.1 else "too few images to measure"
     print(f"\nwhole run on {device}: {images} images, {epochs} epochs; decoding the folder (first run's data time "
-          f"less the second's): {decode_rate:,.0f} images/s, PIL alone on the same files: {pil_rate:,.0f} images/s")
+          f"less the second's): {decode}, PIL alone on the same files: {pil_decode_rate(folder):,.0f} images/s")
     return rows
 
 

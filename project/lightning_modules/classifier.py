@@ -5,9 +5,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy
 
 from project.errors import UserError
+from project.lightning_modules.accuracy import EpochAccuracy
 from project.lightning_modules.backbone_module import BackboneModule
 
 STAGES = ("train", "val", "test")
@@ -25,7 +25,7 @@ class ImageClassifier(BackboneModule):
         super().__init__(**kwargs)
         self.head = nn.Linear(self.backbone.out_features, self.hparams.num_classes)
         for stage in STAGES:  # one metric object per split: their states must not mix
-            setattr(self, f"{stage}_accuracy", MulticlassAccuracy(self.hparams.num_classes, average="micro"))
+            setattr(self, f"{stage}_accuracy", EpochAccuracy())
 
     def setup(self, stage: str) -> None:
         super().setup(stage)

@@ -45,6 +45,8 @@ class TransferClassifier(ImageClassifier):
         pretrained_sha256: if set, the pretrained file must have this hash; recorded after every run.
     """
 
+    plans_lr = True  # the strategy gates and scales each group's lr by epoch
+
     def __init__(
         self,
         pretrained: str | None = None,
