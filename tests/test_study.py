@@ -138,3 +138,26 @@ def test_scratch_trains_everything_whatever_strategy_the_fine_tuning_config_name
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["strategy"] == "full"
     (row,) = read_rows(tmp_path / "study" / "results.csv")
     assert int(row["trained_params"]) > 16 * 5 + 5  # more than the head of a linear probe
+
+
+def test_per_method_args_reach_only_their_method_and_belong_to_the_study(tmp_path, source, capsys):
+    args = [*study_args(source, tmp_path, seeds="[1]"), "--budgets=[2]",
+            "--per_method_args={scratch: [--model.lr=0.013]}"]
+    main(args)
+    lrs = {
+        method: yaml.safe_load((tmp_path / "runs" / f"{method}_2_seed1" / "version_0" / "config.yaml").read_text())
+        ["model"]["lr"]
+        for method in ("scratch", "linear_probe")
+    }
+    assert lrs == {"scratch": 0.013, "linear_probe": 0.05}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:  # the same folder with scratch at another lr: another study
+        main([*args[:-1], "--per_method_args={scratch: [--model.lr=0.02]}"])
+    assert exit_info.value.code == 2 and "other ['per_method_args']" in capsys.readouterr().err
+
+
+def test_per_method_args_for_a_method_not_run_are_refused_before_anything_is_written(tmp_path, source, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*study_args(source, tmp_path / "study"), "--per_method_args={full: [--model.lr=0.02]}"])
+    assert exit_info.value.code == 2 and "per_method_args names ['full']" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()

@@ -22,6 +22,7 @@ def study(
     seeds: list[int],
     output_dir: str,
     extra_args: list[str] | None = None,
+    per_method_args: dict[str, list[str]] | None = None,
     keep_checkpoints: bool = False,
     metric: Literal["test_acc", "val_acc"] = "test_acc",
     split_seed: int | None = None,
@@ -40,14 +41,16 @@ def study(
             training vary by seed): for a backbone pretrained without labels on every other image of the data.
         output_dir: gets results.csv (one row per run, written as each finishes), results.md, results.png.
         extra_args: more overrides for every run, e.g. ["--trainer.max_epochs=20"].
+        per_method_args: overrides for one method's runs, after extra_args, e.g. `{scratch: [--model.lr=0.02]}`:
+            each method at the settings the validation split chose for it, so no baseline runs at another's lr.
         keep_checkpoints: keep every run's checkpoints (by default only its results are kept).
         metric: what the tables and plot summarize: `test_acc` to report results; `val_acc` (written to
             results_val.md) to choose settings on the label-budgeted validation split, never on test.
     """
     settings = StudySettings(
         finetune_config=resolve_config(finetune_config), pretrained=pretrained, methods=methods, budgets=budgets,
-        seeds=seeds, output_dir=Path(output_dir), extra_args=extra_args or [], keep_checkpoints=keep_checkpoints,
-        split_seed=split_seed,
+        seeds=seeds, output_dir=Path(output_dir), extra_args=extra_args or [], per_method_args=per_method_args or {},
+        keep_checkpoints=keep_checkpoints, split_seed=split_seed,
     )
     check_study(settings)  # everything that can fail before training fails now, with nothing written
     run_study(settings)

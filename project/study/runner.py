@@ -9,7 +9,7 @@ import csv
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from project.checkpoints.files import find_checkpoint
@@ -38,6 +38,7 @@ class StudySettings:
     seeds: list[int]
     output_dir: Path
     extra_args: list[str]
+    per_method_args: dict[str, list[str]] = field(default_factory=dict)
     keep_checkpoints: bool = False
     split_seed: int | None = None  # fixed held-out splits (only the labels vary by seed); None: they vary too
     source: str | None = None  # the resolved pretrained checkpoint, once checked
@@ -72,6 +73,7 @@ def run_args(settings: StudySettings, method: str, budget: int | None, seed: int
         ),
         f"--output_dir={settings.output_dir / 'runs'}",
         f"--experiment={method}_{budget_key(budget)}_seed{seed}", *QUIET, *settings.extra_args,
+        *settings.per_method_args.get(method, []),
     ]
 
 
@@ -82,6 +84,10 @@ def check_study(settings: StudySettings) -> None:
     check_output_dir(str(settings.output_dir))
     for method in settings.methods:
         method_args(method)
+    unused = sorted(set(settings.per_method_args) - set(settings.methods))
+    if unused:
+        raise UserError(f"per_method_args names {unused}, not among the methods {settings.methods}: add it to "
+                        f"--methods or remove its overrides")
     if set(settings.methods) - {"scratch"}:
         # The resolved file, not the folder given: a new pretraining run in the same folder is another study.
         settings.source = str(find_checkpoint(settings.pretrained, "best").resolve())
@@ -93,6 +99,8 @@ def check_study(settings: StudySettings) -> None:
     sized = [b for b in settings.budgets if b is not None]
     for budget in {min(sized), max(sized)} if sized else {None}:
         preview_run(run_args(settings, method, budget, settings.seeds[0]))
+    for other in set(settings.per_method_args) - {method}:  # its own overrides, checked the same way
+        preview_run(run_args(settings, other, settings.budgets[0], settings.seeds[0]))
 
 
 def preview_run(args: list[str]) -> None:
@@ -136,7 +144,8 @@ def check_same_study(settings: StudySettings, write: bool) -> None:
     """
     identity = {
         "finetune_config": str(settings.finetune_config.resolve()), "pretrained": settings.source,
-        "extra_args": list(settings.extra_args), "split_seed": settings.split_seed,
+        "extra_args": list(settings.extra_args), "per_method_args": dict(settings.per_method_args),
+        "split_seed": settings.split_seed,
     }
     path = settings.output_dir / "study.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
