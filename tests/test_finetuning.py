@@ -12,6 +12,7 @@ from project.callbacks.defaults import default_callbacks
 from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.errors import UserError
+from project.feature_probes.logistic import fit_logistic_probe
 from project.lightning_modules import ImageClassifier, TransferClassifier
 from project.lightning_modules.finetuning_plan import FinetuningPlan
 
@@ -34,6 +35,7 @@ def make_plan(strategy: str, **options) -> FinetuningPlan:
         ("gradual", {"unfreeze_at": (1, 2, 3)}, [0, 1, 2, 3]),
         ("lp_ft", {"lp_fraction": 0.5, "total_epochs": 4}, [0, 0, 3, 3]),
         ("lp_ft", {"lp_fraction": 0.25, "total_epochs": 4}, [0, 3, 3, 3]),  # the probe phase scales with the run
+        ("lp_ft", {"lp_fraction": 0.0, "total_epochs": 4}, [3, 3, 3, 3]),  # the probe is fit before training
     ],
 )
 def test_plan_says_how_many_top_blocks_train_in_each_epoch(strategy, options, trainable_by_epoch):
@@ -148,6 +150,30 @@ def test_lp_ft_gives_each_phase_a_cosine_schedule_of_its_own(tmp_path):
     # Each epoch's first step: the probe phase at progress 0 and 0.5 of its cosine, then fine-tuning the same.
     assert [lrs["head"] for lrs in recorder.lrs] == pytest.approx([0.1, 0.05, 0.01, 0.005])
     assert [lrs["backbone.block0"] for lrs in recorder.lrs] == pytest.approx([0.0, 0.0, 0.01, 0.005])
+
+
+class HeadAndFeaturesAtStart(Callback):
+    """The head, and the backbone's features of every training image, when the first step is about to run."""
+
+    def on_train_start(self, trainer, model) -> None:
+        self.head = model.head.weight.detach().clone()
+        model.backbone.eval()
+        with torch.no_grad():
+            batches = list(trainer.datamodule.unaugmented_batches("train", "cpu"))
+            self.features = torch.cat([model.backbone(images) for images, _ in batches])
+            self.labels = torch.cat([labels for _, labels in batches])
+        model.train()
+
+
+def test_lp_ft_with_lp_fraction_0_starts_from_the_logistic_probe_and_fine_tunes_everything(tmp_path):
+    seed_everything(3)
+    start, recorder = HeadAndFeaturesAtStart(), EpochRecorder()
+    model = tiny_model(strategy="lp_ft", lp_fraction=0.0, ft_lr_ratio=0.5)
+    fit(model, epochs=2, callbacks=[start, recorder], default_root_dir=tmp_path)
+    probe = fit_logistic_probe(start.features, start.labels, seed=3)
+    torch.testing.assert_close(start.head, probe.weight)  # the probe phase: the logistic probe, before any step
+    assert recorder.changed == [[0, 1, 2], [0, 1, 2]]  # then everything trains, from the first epoch
+    assert recorder.lrs[0]["head"] == pytest.approx(0.05) and recorder.lrs[0]["backbone.block0"] == pytest.approx(0.05)
 
 
 class StopAfterEpoch(Callback):

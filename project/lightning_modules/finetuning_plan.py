@@ -26,7 +26,8 @@ class FinetuningPlan:
         unfreeze_at: `gradual`: epochs at which blocks unfreeze from the top, one block per epoch listed;
             the last listed epoch unfreezes all that is left (one epoch: the whole backbone at once).
         lp_fraction: `lp_ft`: the share of the run's epochs spent linear probing before everything trains, so
-            both phases scale with `max_epochs`.
+            both phases scale with `max_epochs`; 0: the probe is the logistic probe, fit to convergence before
+            the first step (as Kumar et al. 2022 did, by L-BFGS), and fine-tuning takes the whole run.
         ft_lr_ratio: `lp_ft`: all lrs are multiplied by this once the full fine-tuning phase starts.
         new_blocks: the top blocks that start from fresh weights: they belong to the new head, so they train
             from the first epoch at the head's lr under every strategy; the strategy plans the blocks below.
@@ -46,10 +47,10 @@ class FinetuningPlan:
     def __post_init__(self) -> None:
         """Values that cannot work are refused by name, where they enter."""
         ratios_ok = self.backbone_lr_ratio >= 0 and 0 < self.layer_decay <= 1 and self.ft_lr_ratio > 0
-        if not ratios_ok or not 0 < self.lp_fraction < 1:
+        if not ratios_ok or not 0 <= self.lp_fraction < 1:
             raise UserError(
                 f"backbone_lr_ratio={self.backbone_lr_ratio} must be >= 0, layer_decay={self.layer_decay} in (0, 1], "
-                f"ft_lr_ratio={self.ft_lr_ratio} > 0 and lp_fraction={self.lp_fraction} in (0, 1)"
+                f"ft_lr_ratio={self.ft_lr_ratio} > 0 and lp_fraction={self.lp_fraction} in [0, 1)"
             )
         steps = self.unfreeze_at
         if any(b < a for a, b in zip(steps, steps[1:], strict=False)) or min(steps) < 0:
@@ -60,8 +61,17 @@ class FinetuningPlan:
         return self.num_blocks - self.new_blocks
 
     @property
+    def fits_logistic_head(self) -> bool:
+        """Whether the head is fit as a logistic probe before the first step: the strategy's whole training, or
+        LP-FT's probing phase when `lp_fraction` is 0."""
+        return self.strategy == "logistic_probe" or (self.strategy == "lp_ft" and self.lp_fraction == 0)
+
+    @property
     def lp_epochs(self) -> int:
-        """LP-FT's probing epochs: `lp_fraction` of the run, at least one, leaving at least one to fine-tune."""
+        """LP-FT's probing epochs: `lp_fraction` of the run, at least one, leaving at least one to fine-tune
+        (none when the probe is the logistic one, fit before training)."""
+        if self.lp_fraction == 0:
+            return 0
         if self.total_epochs is None:  # not started: every epoch is a probing epoch until the length is known
             return 2**31
         return min(max(1, round(self.lp_fraction * self.total_epochs)), max(1, self.total_epochs - 1))
@@ -73,7 +83,8 @@ class FinetuningPlan:
         schedule of its own at `ft_lr_ratio` × the lr (Kumar et al. 2022); a single schedule over both would
         leave fine-tuning only the tail of the decay.
         """
-        return [self.lp_epochs] if self.strategy == "lp_ft" and self.total_epochs is not None else []
+        probing = self.strategy == "lp_ft" and self.total_epochs is not None and self.lp_epochs > 0
+        return [self.lp_epochs] if probing else []
 
     def trainable_blocks(self, epoch: int) -> int:
         """How many blocks, counted from the top (the head's side), train in `epoch`."""

@@ -36,7 +36,8 @@ class TransferClassifier(ImageClassifier):
             penalty chosen by cross-validation on the training labels; Kornblith et al. 2019), `full` (everything
             trains), `gradual` (blocks unfreeze from the top at `unfreeze_at` epochs), `lp_ft` (linear
             probe for `lp_fraction` of the epochs, then everything at `ft_lr_ratio` × the lr, each phase under
-            a schedule of its own; Kumar et al. 2022).
+            a schedule of its own; with `lp_fraction` 0 the probe is the logistic one, fit before the first step,
+            and everything fine-tunes from there; Kumar et al. 2022).
         backbone_lr_ratio: backbone lr = lr × this; `layer_decay` multiplies it once more per block down.
         reinit_blocks: start this many top backbone blocks from fresh weights instead of the pretrained ones
             (1 on the CNN: keep the conv trunk, re-initialize fc512 — the article's transfer model). The top
@@ -155,7 +156,7 @@ class TransferClassifier(ImageClassifier):
         return super().training_step(batch, batch_idx)
 
     def on_fit_start(self) -> None:
-        if self.plan.strategy == "logistic_probe" and self.trainer.global_step == 0 and not self.head_fit:
+        if self.plan.fits_logistic_head and self.trainer.global_step == 0 and not self.head_fit:
             self.fit_logistic_head()
         if self.hparams.pretrained is not None and not self.pretrained_weights_loaded:
             raise UserError(
