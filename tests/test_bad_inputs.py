@@ -59,7 +59,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, pretrained_run: Path, finetu
         "afile": root / "afile.txt", "garbage_events": root / "garbage_events", **image_folders(root / "images"),
     }
     checkpoints = bad_checkpoints(root / "checkpoints", find_checkpoint(pretrained_run, "best"))
-    return {**places, **{f"ckpt_{name}": path for name, path in checkpoints.items()}}
+    return {**places, "good_best": find_checkpoint(pretrained_run, "best"),
+            **{f"ckpt_{name}": path for name, path in checkpoints.items()}}
 
 
 def checksums(*folders: Path) -> dict[str, str]:
@@ -177,11 +178,22 @@ CASES = [
      "from ['scratch', 'configured', 'full', 'gradual', 'linear_probe', 'logistic_probe', 'lp_ft']"),
     ("S02", "study", ["--pretrained={cwd}/nope", "--output_dir={cwd}/study"], "checkpoint '{cwd}/nope' does not "
      "exist: give a .ckpt file, a run folder or an experiment folder"),
-    ("S03", "study", ["--pretrained={good}", "--budgets=[0]", "--output_dir={cwd}/study"],
-     "samples_per_class=0 must be a positive whole number"),
+    # A study's budget errors name --budgets, what the user set (were the runs' --data.samples_per_class).
+    ("S03", "study", ["--pretrained={good}", "--budgets=[0, 5]", "--output_dir={cwd}/study"],
+     "--budgets [0]: each must be a positive number of labels per class (null: every label)"),
     ("S04", "study", ["--pretrained={good}", "--budgets=[5000]", "--output_dir={cwd}/study"],
-     "samples_per_class=5000 but class '5' has only 131 training samples (after the held-out splits): lower "
-     "--data.samples_per_class"),
+     "--budgets 5000: samples_per_class=5000 but class '5' has only 131 training samples (after the held-out "
+     "splits): lower --budgets"),
+    # Messages that named the wrong remedy or values that were fine (found by a hostile trial).
+    ("P70", "pretrain", ["--model.lr=-0.1"], "lr=-0.1 must be > 0"),
+    ("P71", "pretrain", ["--model.backbone=mlp"], "bad backbone_args {{'channels': [4, 8], 'feature_size': 16, "
+     "'batch_norm': True}} for backbone 'mlp' (MLPBackbone.__init__() got an unexpected keyword argument "
+     "'channels'): give that backbone's own, e.g. --model.backbone_args='{{}}' for its defaults (a config's "
+     "backbone_args belong to its backbone)"),
+    ("F30", "finetune", ["--model.pretrained={good}", "--data.image_size=16"], "'{good_best}' was pretrained on "
+     "(1, 28, 28) (C, H, W) images but the data gives (1, 16, 16): if that is the wrong pretraining run (an "
+     "experiment folder's newest one is taken), point --model.pretrained at the right one; if it is the right one, "
+     "adapt the data to it with --data.channels=1 --data.image_size=28"),
     ("S09", "study", ["--pretrained={ckpt_evil}", "--output_dir={cwd}/study"],
      "refused to load '{ckpt_evil}': it holds objects other than weights and plain values, which could run code; "
      "only load checkpoints you trust, re-saved as plain state"),

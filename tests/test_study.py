@@ -12,7 +12,7 @@ from tiny_settings import TINY_CNN, TINY_RUN
 from project.checkpoints.files import find_checkpoint
 from project.shipped_configs import config_dir
 from project.study.main import main
-from project.study.summary import paired_gain_table
+from project.study.summary import markdown_table, paired_gain_table
 
 
 @pytest.fixture
@@ -55,6 +55,13 @@ def test_study_writes_a_row_per_run_a_matching_table_and_a_plot(tmp_path, source
 
     with Image.open(tmp_path / "results.png") as image:
         assert image.size == (640, 420)
+
+
+def test_one_seed_has_no_spread_to_show():
+    rows = [{"method": "full", "samples_per_class": "2", "seed": "1", "test_acc": "0.899"},
+            {"method": "full", "samples_per_class": "all", "seed": "1", "test_acc": "0.5"},
+            {"method": "full", "samples_per_class": "all", "seed": "2", "test_acc": "0.7"}]
+    assert markdown_table(rows).splitlines()[2] == "| full | 0.899 | 0.600 ± 0.141 |"
 
 
 def test_the_gain_over_scratch_is_paired_by_seed_and_budget():
@@ -123,7 +130,9 @@ def test_a_rerun_with_other_settings_is_refused_before_training(tmp_path, source
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         main(changed)
-    assert exit_info.value.code == 2 and "holds a study with other ['extra_args']" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "holds another study" in message
+    assert "extra_args was [" in message and "'--model.lr=0.5']" in message  # what differs, old and new
     assert len(read_rows(tmp_path / "results.csv")) == 4  # nothing trained with the other settings
 
 

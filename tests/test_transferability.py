@@ -95,7 +95,8 @@ def test_the_verdict_flags_a_source_no_better_than_random_weights():
     good = SourceReport("a.ckpt", "cnn", scores(0.5, 0.9, 0.8), random, (50, 50))
     assert verdict(good).startswith("a.ckpt: above every random initialization on all 3 scores")
     tied = SourceReport("b.ckpt", "cnn", scores(0.15, 0.6, 0.8), random, (50, 50))
-    assert verdict(tied) == ("FLAG b.ckpt: no better than random weights of the same architecture on LogME, k-NN acc: "
+    assert verdict(tied) == ("FLAG b.ckpt: not above every random initialization of the same architecture on "
+                             "LogME, k-NN acc (within their spread or below): "
                              "expect fine-tuning from it to tie or lose to training from scratch")
 
 

@@ -26,7 +26,10 @@ def build_backbone(name: str, input_shape: tuple[int, int, int], args: dict[str,
     try:
         return BACKBONES[name](tuple(input_shape), **(args or {}))
     except TypeError as error:
-        raise UserError(f"bad backbone_args {args} for backbone {name!r}: {error}") from error
+        raise UserError(
+            f"bad backbone_args {args} for backbone {name!r} ({error}): give that backbone's own, e.g. "
+            f"--model.backbone_args='{{}}' for its defaults (a config's backbone_args belong to its backbone)"
+        ) from error
     except (RuntimeError, ValueError) as error:  # e.g. more pooling than the image has pixels
         raise UserError(
             f"backbone {name!r} with args {args} cannot take {tuple(input_shape)} (C, H, W) images ({error}): "

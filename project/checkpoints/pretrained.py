@@ -73,7 +73,9 @@ class PretrainedBackbone:
             channels, size, _ = self.input_shape
             raise UserError(
                 f"{self.source!r} was pretrained on {tuple(self.input_shape)} (C, H, W) images but the data gives "
-                f"{tuple(input_shape)}: set --data.channels={channels} --data.image_size={size}"
+                f"{tuple(input_shape)}: if that is the wrong pretraining run (an experiment folder's newest one is "
+                f"taken), point --model.pretrained at the right one; if it is the right one, adapt the data to it "
+                f"with --data.channels={channels} --data.image_size={size}"
             )
 
     def copy_into(self, backbone: nn.Module) -> str:

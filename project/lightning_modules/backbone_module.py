@@ -53,8 +53,11 @@ class BackboneModule(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1:
-            raise UserError(f"lr={lr} must be > 0, weight_decay={weight_decay} >= 0 and momentum={momentum} in [0, 1)")
+        wrong = [check for check, ok in ((f"lr={lr} must be > 0", lr > 0),
+                                         (f"weight_decay={weight_decay} must be >= 0", weight_decay >= 0),
+                                         (f"momentum={momentum} must be in [0, 1)", 0 <= momentum < 1)) if not ok]
+        if wrong:
+            raise UserError("; ".join(wrong))
         if optimizer == "sgd" and nesterov and momentum == 0:
             raise UserError("nesterov=true needs momentum > 0: set --model.momentum=0.9 or --model.nesterov=false")
         self.backbone = build_backbone(backbone, input_shape, backbone_args)

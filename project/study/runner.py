@@ -97,8 +97,15 @@ def check_study(settings: StudySettings) -> None:
     # The extremes of the label budget against the data, and every override, through the runs' own parser.
     method = next((m for m in settings.methods if m != "scratch"), "scratch")
     sized = [b for b in settings.budgets if b is not None]
+    wrong = [budget for budget in sized if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1]
+    if wrong:
+        raise UserError(f"--budgets {wrong}: each must be a positive number of labels per class (null: every label)")
     for budget in {min(sized), max(sized)} if sized else {None}:
-        preview_run(run_args(settings, method, budget, settings.seeds[0]))
+        try:
+            preview_run(run_args(settings, method, budget, settings.seeds[0]))
+        except UserError as error:  # the runs' messages name their own flag; the user set --budgets
+            message = str(error).replace("--data.samples_per_class", "--budgets")
+            raise UserError(f"--budgets {budget}: {message}") from None
     for other in set(settings.per_method_args) - {method}:  # its own overrides, checked the same way
         preview_run(run_args(settings, other, settings.budgets[0], settings.seeds[0]))
 
@@ -154,9 +161,11 @@ def check_same_study(settings: StudySettings, write: bool) -> None:
         if saved.get(key) is not None and value is not None and saved[key] != value
     )
     if changed:
+        differences = "; ".join(f"{key} was {saved[key]!r}, now {identity[key]!r}" for key in changed)
         raise UserError(
-            f"{str(settings.output_dir)!r} holds a study with other {changed} ({path}): give another --output_dir, "
-            f"or the same settings to add methods, budgets or seeds to it"
+            f"{str(settings.output_dir)!r} holds another study ({path}: {differences}): give another --output_dir, "
+            f"or the same settings to add methods, budgets or seeds to it (a pretrained experiment folder means its "
+            f"newest run: name the checkpoint file to keep a study on one)"
         )
     if write:
         merged = {**identity, **{k: v for k, v in saved.items() if v is not None}}

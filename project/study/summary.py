@@ -74,7 +74,8 @@ def markdown_table(rows: list[dict], metric: str = "test_acc") -> str:
         cells = []
         for budget in budgets:
             values = accuracy.get((method, budget))
-            cells.append("–" if not values else "{:.3f} ± {:.3f}".format(*mean_std(values)))
+            cells.append("–" if not values else f"{values[0]:.3f}" if len(values) == 1
+                         else "{:.3f} ± {:.3f}".format(*mean_std(values)))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -133,5 +133,6 @@ def verdict(report: SourceReport) -> str:
         return (f"{report.source}: above every random initialization on all {len(better)} scores: its features "
                 f"carry something for this target; fine-tuning from it is worth measuring (scripts/study.py)")
     worse = [name for name, ok in zip(SCORE_NAMES, better, strict=True) if not ok]
-    return (f"FLAG {report.source}: no better than random weights of the same architecture on {', '.join(worse)}: "
+    return (f"FLAG {report.source}: not above every random initialization of the same architecture on "
+            f"{', '.join(worse)} (within their spread or below): "
             f"expect fine-tuning from it to tie or lose to training from scratch")
