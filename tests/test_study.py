@@ -162,7 +162,8 @@ def test_per_method_args_reach_only_their_method_and_belong_to_the_study(tmp_pat
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:  # the same folder with scratch at another lr: another study
         main([*args[:-1], "--per_method_args={scratch: [--model.lr=0.02]}"])
-    assert exit_info.value.code == 2 and "other ['per_method_args']" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "per_method_args was {'scratch': ['--model.lr=0.013']}, now {'scratch': " \
+        "['--model.lr=0.02']}" in capsys.readouterr().err
 
 
 def test_per_method_args_for_a_method_not_run_are_refused_before_anything_is_written(tmp_path, source, capsys):
