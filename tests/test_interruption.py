@@ -85,3 +85,45 @@ def test_checkpoint_every_n_steps_writes_last_ckpt_mid_epoch(tmp_path, monkeypat
     assert saved_steps == [3, 6, 7]  # every 3 steps, then the end-of-epoch save
     last = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0" / "checkpoints" / "last.ckpt"
     assert load_checkpoint(last)["global_step"] == 7
+
+
+def test_slurms_requeue_signal_is_handled_at_the_next_batch_end_not_inside_the_handler(tmp_path, monkeypatch):
+    """The signal only marks the request (Lightning's own handler, which saves and flushes inside the signal
+    handler, is kept out); the requeue checkpoint and `scontrol requeue` come at the next training batch end."""
+    import os
+    import signal
+
+    from lightning.pytorch import Callback
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from project.callbacks.slurm_requeue import RequeueBetweenSteps
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'requeued'}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    for name, value in {"SLURM_JOB_ID": "77", "SLURM_JOB_NAME": "pretrain", "SLURM_NTASKS": "1", "SLURM_NODEID": "0",
+                        "SLURM_LOCALID": "0", "SLURM_PROCID": "0", "SLURM_NODELIST": "localhost"}.items():
+        monkeypatch.setenv(name, value)
+    seen = {}
+
+    class SignalAtStep(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == 2:
+                os.kill(os.getpid(), signal.SIGUSR1)  # handled at once: only noted
+                seen["files right after the signal"] = sorted(p.name for p in tmp_path.glob("hpc_ckpt_*.ckpt"))
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 3:  # after RequeueBetweenSteps's own batch end of this step
+                seen["files at the batch end"] = sorted(p.name for p in tmp_path.glob("hpc_ckpt_*.ckpt"))
+
+    model = ImageClassifier(input_shape=(1, 8, 8), num_classes=2, backbone="mlp", backbone_args={"hidden_sizes": [4]})
+    data = DataLoader(TensorDataset(torch.randn(20, 1, 8, 8), torch.tensor([0, 1] * 10)), batch_size=4)  # 5 steps
+    trainer = Trainer(default_root_dir=tmp_path, max_epochs=1, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                      callbacks=[RequeueBetweenSteps(), SignalAtStep()])
+    trainer.fit(model, train_dataloaders=data)
+    assert seen == {"files right after the signal": [], "files at the batch end": ["hpc_ckpt_1.ckpt"]}
+    assert (tmp_path / "requeued").read_text().split() == ["requeue", "77"]  # once
+    assert signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None)  # the handler is gone with the fit

@@ -7,6 +7,7 @@ from project.callbacks.epoch_seeding import ReseedEveryEpoch
 from project.callbacks.evaluation_figures import LogEvaluationFigures
 from project.callbacks.interruption import FlushLogsOnCheckpoint, StopOnSignal
 from project.callbacks.phase_timer import PhaseTimer
+from project.callbacks.slurm_requeue import RequeueBetweenSteps
 
 
 def default_callbacks(
@@ -20,6 +21,7 @@ def default_callbacks(
         # so a run whose val/acc stopped improving would resume from an old epoch.
         ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
         StopOnSignal(),
+        RequeueBetweenSteps(),  # SLURM's requeue at a step boundary, not inside a logger write
         FlushLogsOnCheckpoint(),
         ReseedEveryEpoch(),
         LogEvaluationFigures(),  # does nothing without a TensorBoard logger
