@@ -16,6 +16,13 @@ class UserError(Exception):
     """A problem in the user's input; the scripts print its message on one line and exit with status 2."""
 
 
+def refuse_wrong(*checks: tuple[str, bool]) -> None:
+    """Raise one UserError naming only the values that fail their check: `(what it must be, whether it is)`."""
+    wrong = [requirement for requirement, ok in checks if not ok]
+    if wrong:
+        raise UserError("; ".join(wrong))
+
+
 TRAINER_HINT = "Check the --trainer settings (e.g. --trainer.accelerator=cpu)."
 
 

@@ -213,8 +213,12 @@ def test_resuming_in_the_middle_of_a_gradual_schedule_ends_with_the_same_weights
 def test_bad_plan_values_are_refused():
     with pytest.raises(UserError, match="unfreeze_at"):
         tiny_model(strategy="gradual", unfreeze_at=[3, 1])
-    with pytest.raises(UserError, match="layer_decay"):
+    with pytest.raises(UserError) as refused:  # only the wrong values are named
         tiny_model(layer_decay=0)
+    assert str(refused.value) == "layer_decay=0 must be in (0, 1]"
+    with pytest.raises(UserError) as refused:
+        tiny_model(layer_decay=2, lp_fraction=1.0)
+    assert str(refused.value) == "layer_decay=2 must be in (0, 1]; lp_fraction=1.0 must be in [0, 1)"
 
 
 RANK_DUMP = '''

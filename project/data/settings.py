@@ -2,15 +2,13 @@
 
 from typing import Any
 
-from project.errors import UserError
+from project.errors import UserError, refuse_wrong
 
 
 def check_settings(hp: Any) -> None:
     """Reject values that cannot work, naming the setting, before anything is loaded."""
-    if not 0 <= hp.val_fraction < 1 or not 0 <= hp.test_fraction < 1:
-        raise UserError(
-            f"val_fraction={hp.val_fraction} and test_fraction={hp.test_fraction} must each be in [0, 1)"
-        )
+    refuse_wrong((f"val_fraction={hp.val_fraction} must be in [0, 1)", 0 <= hp.val_fraction < 1),
+                 (f"test_fraction={hp.test_fraction} must be in [0, 1)", 0 <= hp.test_fraction < 1))
     for name in ("batch_size", "samples_per_class", "image_size"):
         value = hp[name]
         if value is not None and value < 1:
@@ -21,8 +19,8 @@ def check_settings(hp: Any) -> None:
         )
     if hp.memory_limit_gb <= 0:
         raise UserError(f"memory_limit_gb={hp.memory_limit_gb} must be positive")
-    if hp.crop_padding < 0 or (hp.num_workers or 0) < 0:
-        raise UserError(f"crop_padding={hp.crop_padding} and num_workers={hp.num_workers} must not be negative")
+    refuse_wrong((f"crop_padding={hp.crop_padding} must not be negative", hp.crop_padding >= 0),
+                 (f"num_workers={hp.num_workers} must not be negative", (hp.num_workers or 0) >= 0))
 
 
 def resolve_classes(classes: list[int | str] | None, names: list[str]) -> list[int]:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from project.backbones import BackboneName, build_backbone
 from project.data.batch_transforms import normalize
-from project.errors import UserError
+from project.errors import UserError, refuse_wrong
 from project.lightning_modules.lr_schedules import SCHEDULES
 
 
@@ -53,11 +53,8 @@ class BackboneModule(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        wrong = [check for check, ok in ((f"lr={lr} must be > 0", lr > 0),
-                                         (f"weight_decay={weight_decay} must be >= 0", weight_decay >= 0),
-                                         (f"momentum={momentum} must be in [0, 1)", 0 <= momentum < 1)) if not ok]
-        if wrong:
-            raise UserError("; ".join(wrong))
+        refuse_wrong((f"lr={lr} must be > 0", lr > 0), (f"weight_decay={weight_decay} must be >= 0", weight_decay >= 0),
+                     (f"momentum={momentum} must be in [0, 1)", 0 <= momentum < 1))
         if optimizer == "sgd" and nesterov and momentum == 0:
             raise UserError("nesterov=true needs momentum > 0: set --model.momentum=0.9 or --model.nesterov=false")
         self.backbone = build_backbone(backbone, input_shape, backbone_args)

@@ -10,7 +10,7 @@ when it wrapped the model out of its gradient reduction, so unfreezing them late
 from dataclasses import dataclass
 from typing import Literal
 
-from project.errors import UserError
+from project.errors import UserError, refuse_wrong
 
 Strategy = Literal["linear_probe", "logistic_probe", "full", "gradual", "lp_ft"]
 FROZEN_BACKBONE = ("linear_probe", "logistic_probe")  # the pretrained blocks never train
@@ -46,12 +46,10 @@ class FinetuningPlan:
 
     def __post_init__(self) -> None:
         """Values that cannot work are refused by name, where they enter."""
-        ratios_ok = self.backbone_lr_ratio >= 0 and 0 < self.layer_decay <= 1 and self.ft_lr_ratio > 0
-        if not ratios_ok or not 0 <= self.lp_fraction < 1:
-            raise UserError(
-                f"backbone_lr_ratio={self.backbone_lr_ratio} must be >= 0, layer_decay={self.layer_decay} in (0, 1], "
-                f"ft_lr_ratio={self.ft_lr_ratio} > 0 and lp_fraction={self.lp_fraction} in [0, 1)"
-            )
+        refuse_wrong((f"backbone_lr_ratio={self.backbone_lr_ratio} must be >= 0", self.backbone_lr_ratio >= 0),
+                     (f"layer_decay={self.layer_decay} must be in (0, 1]", 0 < self.layer_decay <= 1),
+                     (f"ft_lr_ratio={self.ft_lr_ratio} must be > 0", self.ft_lr_ratio > 0),
+                     (f"lp_fraction={self.lp_fraction} must be in [0, 1)", 0 <= self.lp_fraction < 1))
         steps = self.unfreeze_at
         if any(b < a for a, b in zip(steps, steps[1:], strict=False)) or min(steps) < 0:
             raise UserError(f"unfreeze_at={list(steps)} must be epochs >= 0 in increasing order")

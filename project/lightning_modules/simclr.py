@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from project.callbacks.epoch_seeding import epoch_seed
 from project.data.views import simclr_view
-from project.errors import UserError
+from project.errors import UserError, refuse_wrong
 from project.feature_probes.knn import knn_accuracy
 from project.lightning_modules.backbone_module import BackboneModule
 from project.lightning_modules.contrastive import nt_xent
@@ -48,11 +48,10 @@ class SimCLRPretraining(BackboneModule):
         scheduler: Literal["cosine", "onecycle", "warmup_cosine", "none"] = "warmup_cosine",
         **kwargs: Any,
     ) -> None:
-        if temperature <= 0 or not 0 < crop_scale <= 1 or jitter_strength < 0 or knn_k < 1:
-            raise UserError(
-                f"temperature={temperature} must be > 0, crop_scale={crop_scale} in (0, 1], jitter_strength="
-                f"{jitter_strength} >= 0 and knn_k={knn_k} >= 1"
-            )
+        refuse_wrong((f"temperature={temperature} must be > 0", temperature > 0),
+                     (f"crop_scale={crop_scale} must be in (0, 1]", 0 < crop_scale <= 1),
+                     (f"jitter_strength={jitter_strength} must be >= 0", jitter_strength >= 0),
+                     (f"knn_k={knn_k} must be >= 1", knn_k >= 1))
         super().__init__(optimizer=optimizer, lr=lr, weight_decay=weight_decay, scheduler=scheduler, **kwargs)
         hidden, out = projection_dims
         self.projection = nn.Sequential(
