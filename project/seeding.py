@@ -26,6 +26,7 @@ class Stream(IntEnum):
     VAL_BUDGET = 7  # the labelled validation images of a label budget (split_seed)
     RANDOM_INIT = 8  # the random weights a pretrained backbone is compared with (transferability check)
     VIEWS = 9  # SimCLR's random views
+    PROBE_VIEWS = 10  # the augmented views a logistic probe is fit on
 
 
 def derived_seed(seed: int, stream: Stream, *position: int) -> int:

@@ -197,6 +197,13 @@ CASES = [
     ("S09", "study", ["--pretrained={ckpt_evil}", "--output_dir={cwd}/study"],
      "refused to load '{ckpt_evil}': it holds objects other than weights and plain values, which could run code; "
      "only load checkpoints you trust, re-saved as plain state"),
+    # The logistic probe's augmented views.
+    ("F40", "finetune", ["--model.pretrained={good}", "--model.strategy=logistic_probe", "--model.reinit_blocks=0",
+              "--model.probe_views=2"],
+     "probe_views=2 needs the training augmentation, whose crops and flips the views are: set --data.augment=true, "
+     "or --model.probe_views=0"),
+    ("F41", "finetune", ["--model.pretrained={good}", "--model.probe_views=-1"],
+     "probe_views=-1 must be >= 0 (0: the labelled images alone)"),
     # A sample of cases that kept the promise already.
     ("P06", "pretrain", ["--data.samples_per_class=500"], "samples_per_class=500 but class '0' has only 128 training "
      "samples (after the held-out splits): lower --data.samples_per_class"),

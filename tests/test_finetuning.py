@@ -159,7 +159,7 @@ class HeadAndFeaturesAtStart(Callback):
         self.head = model.head.weight.detach().clone()
         model.backbone.eval()
         with torch.no_grad():
-            batches = list(trainer.datamodule.unaugmented_batches("train", "cpu"))
+            batches = list(trainer.datamodule.ordered_batches("train", "cpu"))
             self.features = torch.cat([model.backbone(images) for images, _ in batches])
             self.labels = torch.cat([labels for _, labels in batches])
         model.train()

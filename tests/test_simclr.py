@@ -18,6 +18,7 @@ from project.data.views import colour_jitter, random_grayscale, random_resized_c
 from project.feature_probes.logistic import fit_logistic_probe
 from project.lightning_modules import ImageClassifier, SimCLRPretraining, TransferClassifier
 from project.lightning_modules.contrastive import nt_xent
+from project.seeding import Stream, derived_seed
 from project.shipped_configs import config_path
 
 SIMCLR = ["--objective=simclr", "--data.augment=false", TINY_CNN, "--model.projection_dims=[16, 8]"]
@@ -192,9 +193,30 @@ def test_the_logistic_probe_head_is_the_probe_of_the_frozen_training_features(tm
     ])
     model, data = result.model, result.datamodule
     with torch.no_grad():
-        features = torch.cat([model.backbone(images) for images, _ in data.unaugmented_batches("train", "cpu")])
+        features = torch.cat([model.backbone(images) for images, _ in data.ordered_batches("train", "cpu")])
     probe = fit_logistic_probe(features, data.train_set.labels, seed=42)
     torch.testing.assert_close(model.head.weight, probe.weight)
     pretrained = load_checkpoint(find_checkpoint(pretrained_run, "best"))["state_dict"]
     assert all(torch.equal(value, pretrained[f"backbone.{key}"]) for key, value in model.backbone.state_dict().items())
     assert math.isfinite(result.metrics["test/acc"])
+
+
+def test_the_probe_with_views_is_fit_on_each_image_and_its_crops_and_flips(tmp_path, pretrained_run):
+    overlay = config_path("strategy/logistic_probe.yaml")
+    result = fit_and_test(TransferClassifier, [
+        "--config", str(config_path("digits_finetune.yaml")), "--config", str(overlay), *TINY_RUN,
+        f"--model.pretrained={pretrained_run}", "--data.samples_per_class=6", "--data.augment=true",
+        "--model.probe_views=2",
+    ])
+    model, data = result.model, result.datamodule
+    views = torch.Generator().manual_seed(derived_seed(42, Stream.PROBE_VIEWS))
+    with torch.no_grad():
+        features = [model.backbone(images) for images, _ in data.ordered_batches("train", "cpu")]
+        for _ in range(2):
+            features += [model.backbone(images) for images, _ in data.ordered_batches("train", "cpu", views)]
+    rows = len(data.train_set)
+    probe = fit_logistic_probe(torch.cat(features), data.train_set.labels.repeat(3), seed=42,
+                               images=torch.arange(rows).repeat(3))
+    torch.testing.assert_close(model.head.weight, probe.weight)
+    plain = fit_logistic_probe(torch.cat(features[: len(features) // 3]), data.train_set.labels, seed=42)
+    assert not torch.allclose(model.head.weight, plain.weight)  # the views changed the probe

@@ -86,6 +86,23 @@ def test_with_one_image_in_a_class_the_probe_takes_the_default_penalty():
     assert probe.penalty_c == 1.0 and probe.cv_accuracy is None
 
 
+def test_cross_validation_holds_out_all_views_of_an_image_together():
+    # Four identical "views" of each of 60 noise images with random labels: a fold that held out one view while
+    # training on the others would score the memorized copies (near 1); grouped by image it scores chance.
+    features, _ = clustered(60, 32, classes=3, spread=1.0)
+    labels = torch.randperm(60, generator=torch.Generator().manual_seed(1)) % 3
+    views, view_labels, images = features.repeat(4, 1), labels.repeat(4), torch.arange(60).repeat(4)
+    assert fit_logistic_probe(views, view_labels).cv_accuracy > 0.9  # what ungrouped folds report
+    assert fit_logistic_probe(views, view_labels, images=images).cv_accuracy < 0.6
+
+
+def test_with_one_image_in_a_class_its_views_do_not_make_folds():
+    features, _ = clustered(5, 8, classes=3, spread=0.1)
+    labels = torch.tensor([0, 0, 1, 1, 2])  # class 2 has one image, in four views
+    probe = fit_logistic_probe(features.repeat(4, 1), labels.repeat(4), images=torch.arange(5).repeat(4))
+    assert probe.penalty_c == 1.0 and probe.cv_accuracy is None
+
+
 def scores(logme: float, knn: float, probe: float) -> FeatureScores:
     return FeatureScores(logme, knn, probe)
 

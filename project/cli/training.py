@@ -110,7 +110,9 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
     data_seconds = time.perf_counter() - start  # parsing, building, and reading (or decoding) the data
     check_run_settings(trainer, data, cli.config["model_selection"], resuming=ckpt_path is not None)
     run_folder = Path(trainer.log_dir)
-    new_run = not run_folder.exists()
+    # The folders this run would create, from the run folder up: removed again if it fails before its first step.
+    new_folders = [folder for folder in (run_folder, *run_folder.parents) if not folder.exists()]
+    new_run = bool(new_folders)
     if trainer.is_global_zero:
         record_slurm_job(trainer.log_dir)
     try:
@@ -118,11 +120,12 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
     except SIGTERMException as stop:
         raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
     except UserError:
-        # A run that fails before its first step (e.g. a NaN loss) leaves no empty version_N behind.
+        # A run that fails before its first step (a setting its data refuses, a NaN loss) leaves no folder behind.
         if new_run and trainer.global_step == 0 and trainer.is_global_zero and not any(run_folder.rglob("*.ckpt")):
             shutil.rmtree(run_folder, ignore_errors=True)
-            if run_folder.parent.is_dir() and not any(run_folder.parent.iterdir()):
-                run_folder.parent.rmdir()
+            for folder in new_folders[1:]:  # its experiment and output folders, if they are empty now
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
         raise
     if cli.resume is not None and trainer.global_step == cli.resume.checkpoint.get("global_step"):
         print(f"note: {ckpt_path} had finished max_epochs={trainer.max_epochs} already: nothing was trained, "

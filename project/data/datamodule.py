@@ -224,10 +224,13 @@ class ImageDataModule(LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    def unaugmented_batches(self, split: str, device: torch.device | str) -> Iterator[tuple[Tensor, Tensor]]:
-        """A split's batches in order on `device`, normalized and never augmented: for a frozen model's features."""
+    def ordered_batches(
+        self, split: str, device: torch.device | str, augmentation_rng: torch.Generator | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """A split's batches in order on `device`, normalized, augmented only when given a generator: for a frozen
+        model's features."""
         for images, labels in self._loader(getattr(self, f"{split}_set")):
-            yield self.batch_transform(images.to(device), labels.to(device))
+            yield self.batch_transform(images.to(device), labels.to(device), augmentation_rng)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from torch import Tensor
 
 PENALTIES = 10.0 ** np.arange(-3, 4)  # sklearn's C: the inverse of the L2 penalty
@@ -30,24 +30,28 @@ class LogisticProbe:
         return (features.float() @ self.weight.T + self.bias).argmax(dim=1)
 
 
-def fit_logistic_probe(features: Tensor, labels: Tensor, seed: int = 0, max_folds: int = 5) -> LogisticProbe:
+def fit_logistic_probe(
+    features: Tensor, labels: Tensor, seed: int = 0, max_folds: int = 5, images: Tensor | None = None
+) -> LogisticProbe:
     """Fit on `features` (N, D) and integer `labels`; C by stratified k-fold CV (k up to the smallest class size),
-    ties going to the stronger penalty."""
+    ties going to the stronger penalty. `images` (N,) says which image each row comes from, when rows are several
+    augmented views of one image: a fold then holds out all of an image's views, or CV would score an image's
+    view on a model fit to its other views."""
     x = features.double().cpu().numpy()
     y = labels.cpu().numpy()
+    groups = None if images is None else images.cpu().numpy()
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8  # standardized: L-BFGS converges, one C fits every feature
     # The L2-penalized weights lie in the span of the training features (their gradient always does), so fitting
     # on coordinates in that span is exact, and with fewer images than features (a label budget) much faster.
     _, _, basis = np.linalg.svd((x - mean) / std, full_matrices=False)
     standardized = ((x - mean) / std) @ basis.T
-    folds = min(max_folds, int(np.bincount(y).min()))
+    one_row_per_image = slice(None) if groups is None else np.unique(groups, return_index=True)[1]
+    folds = min(max_folds, int(np.bincount(y[one_row_per_image]).min()))
     penalty, cv_accuracy = 1.0, None  # with one labelled image in a class no fold could hold it out
     if folds >= 2:
-        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(standardized, y))
-        accuracies = [
-            np.mean([fit(standardized[fold], y[fold], c).score(standardized[held], y[held]) for fold, held in splits])
-            for c in PENALTIES
-        ]
+        kfold = StratifiedKFold if groups is None else StratifiedGroupKFold
+        splits = list(kfold(folds, shuffle=True, random_state=seed).split(standardized, y, groups))
+        accuracies = cross_validated_accuracies(standardized, y, splits)
         best = int(np.argmax(accuracies))  # the first best: the smallest C, the strongest penalty
         penalty, cv_accuracy = float(PENALTIES[best]), float(accuracies[best])
     model = fit(standardized, y, penalty)
@@ -56,6 +60,20 @@ def fit_logistic_probe(features: Tensor, labels: Tensor, seed: int = 0, max_fold
     if weight.shape[0] == 1:  # sklearn keeps one row for two classes: logits (0, z) give the same argmax
         weight, bias = np.vstack([np.zeros_like(weight), weight]), np.concatenate([[0.0], bias])
     return LogisticProbe(torch.from_numpy(weight).float(), torch.from_numpy(bias).float(), penalty, cv_accuracy)
+
+
+def cross_validated_accuracies(x: np.ndarray, y: np.ndarray, splits: list) -> list[float]:
+    """The mean held-out accuracy of each C. Along a fold's path of Cs, from the strongest penalty, each fit starts
+    from the previous one's weights (sklearn's warm start): the same optimum in far fewer L-BFGS steps."""
+    held_out = np.zeros((len(splits), len(PENALTIES)))
+    for index, (fold, held) in enumerate(splits):
+        model = LogisticRegression(max_iter=1000, warm_start=True)
+        for position, penalty_c in enumerate(PENALTIES):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.set_params(C=penalty_c).fit(x[fold], y[fold])
+            held_out[index, position] = model.score(x[held], y[held])
+    return [float(np.mean(held_out[:, position])) for position in range(len(PENALTIES))]
 
 
 def fit(x: np.ndarray, y: np.ndarray, penalty_c: float) -> LogisticRegression:

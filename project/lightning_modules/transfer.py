@@ -15,7 +15,7 @@ from project.errors import UserError
 from project.feature_probes.logistic import fit_logistic_probe
 from project.lightning_modules.classifier import ImageClassifier
 from project.lightning_modules.finetuning_plan import FROZEN_BACKBONE, FinetuningPlan, Strategy
-from project.seeding import run_seed
+from project.seeding import Stream, derived_seed, run_seed
 
 
 class TransferClassifier(ImageClassifier):
@@ -43,6 +43,9 @@ class TransferClassifier(ImageClassifier):
             (1 on the CNN: keep the conv trunk, re-initialize fc512 — the article's transfer model). The top
             block is the one most specific to the source classes. Fresh blocks belong to the new head: they
             train from the first epoch at the head's lr under every strategy (with pretrained weights only).
+        probe_views: the logistic probe (of `logistic_probe`, or of `lp_ft` with `lp_fraction` 0) is fit on each
+            labelled image and this many random views of it (the training augmentation's crops and flips), the
+            views of one image always in the same cross-validation fold. 0: the images alone.
         pretrained_sha256: if set, the pretrained file must have this hash; recorded after every run.
     """
 
@@ -59,6 +62,7 @@ class TransferClassifier(ImageClassifier):
         unfreeze_at: list[int] | None = None,
         lp_fraction: float = 0.5,
         ft_lr_ratio: float = 0.1,
+        probe_views: int = 0,
         backbone: BackboneName | None = None,
         backbone_args: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -66,6 +70,8 @@ class TransferClassifier(ImageClassifier):
         backbone = backbone or "cnn"  # null: the source's (filled in by the script), or else the article's CNN
         super().__init__(backbone=backbone, backbone_args=backbone_args, **kwargs)
         blocks = self.backbone.blocks()
+        if probe_views < 0:
+            raise UserError(f"probe_views={probe_views} must be >= 0 (0: the labelled images alone)")
         if not 0 <= reinit_blocks <= len(blocks):
             raise UserError(f"reinit_blocks={reinit_blocks} must be between 0 and the backbone's {len(blocks)} blocks")
         self.provenance: dict[str, Any] = {}
@@ -132,6 +138,10 @@ class TransferClassifier(ImageClassifier):
         if self.plan.strategy == "lp_ft" and (epochs is None or epochs < 1):
             raise UserError(f"strategy lp_ft splits max_epochs into phases: set --trainer.max_epochs (not {epochs})")
         self.plan = replace(self.plan, total_epochs=epochs)
+        views = self.hparams.probe_views
+        if views and self.plan.fits_logistic_head and not self.trainer.datamodule.augment:
+            raise UserError(f"probe_views={views} needs the training augmentation, whose crops and flips the views "
+                            f"are: set --data.augment=true, or --model.probe_views=0")
 
     def train(self, mode: bool = True) -> "TransferClassifier":
         """Frozen blocks stay in eval mode whenever the model is put in train mode."""
@@ -169,13 +179,18 @@ class TransferClassifier(ImageClassifier):
 
     @torch.no_grad()
     def fit_logistic_head(self) -> None:
-        """The head as the logistic probe of the frozen features of every training image (never augmented)."""
+        """The head as the logistic probe of the frozen features of every training image, and of `probe_views`
+        augmented views of each."""
+        data, views = self.trainer.datamodule, self.hparams.probe_views
         self.backbone.eval()
+        rng = torch.Generator(self.device).manual_seed(derived_seed(run_seed(), Stream.PROBE_VIEWS))
         features, labels = [], []
-        for images, batch_labels in self.trainer.datamodule.unaugmented_batches("train", self.device):
-            features.append(self.backbone(self.as_input(images)).float().cpu())
-            labels.append(batch_labels.cpu())
-        probe = fit_logistic_probe(torch.cat(features), torch.cat(labels), seed=run_seed())
+        for view in range(views + 1):  # the images as they are, then their augmented views
+            for images, batch_labels in data.ordered_batches("train", self.device, rng if view else None):
+                features.append(self.backbone(self.as_input(images)).float().cpu())
+                labels.append(batch_labels.cpu())
+        images = torch.arange(len(data.train_set)).repeat(views + 1) if views else None  # the image of each row
+        probe = fit_logistic_probe(torch.cat(features), torch.cat(labels), seed=run_seed(), images=images)
         self.head.weight.copy_(probe.weight)
         self.head.bias.copy_(probe.bias)
         self.head_fit = True
