@@ -199,7 +199,7 @@ CASES = [
      "only load checkpoints you trust, re-saved as plain state"),
     # The logistic probe's augmented views.
     ("F40", "finetune", ["--model.pretrained={good}", "--model.strategy=logistic_probe", "--model.reinit_blocks=0",
-              "--model.probe_views=2"],
+                         "--model.probe_views=2"],
      "probe_views=2 needs the training augmentation, whose crops and flips the views are: set --data.augment=true, "
      "or --model.probe_views=0"),
     ("F41", "finetune", ["--model.pretrained={good}", "--model.probe_views=-1"],
