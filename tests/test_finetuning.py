@@ -176,6 +176,20 @@ def test_lp_ft_with_lp_fraction_0_starts_from_the_logistic_probe_and_fine_tunes_
     assert recorder.lrs[0]["head"] == pytest.approx(0.05) and recorder.lrs[0]["backbone.block0"] == pytest.approx(0.05)
 
 
+def test_probe_views_without_a_logistic_probe_are_named_as_having_no_effect(tmp_path):
+    with pytest.warns(UserWarning, match="probe_views=2 has no effect: strategy 'full' fits no logistic probe"):
+        fit(tiny_model(strategy="full", probe_views=2), epochs=1, default_root_dir=tmp_path)
+
+
+def test_the_logistic_probe_without_a_data_module_is_a_clear_error(tmp_path):
+    data = ImageDataModule(classes=[5, 6, 7], samples_per_class=4, batch_size=4)
+    data.setup()
+    trainer = Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                      enable_checkpointing=False, default_root_dir=tmp_path)
+    with pytest.raises(UserError, match="the logistic probe reads its training images from the data module"):
+        trainer.fit(tiny_model(strategy="logistic_probe"), train_dataloaders=data.train_dataloader())
+
+
 class StopAfterEpoch(Callback):
     """Ends the run after `epoch` as an interruption would (the last checkpoint is written first)."""
 

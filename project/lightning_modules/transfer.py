@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from project.backbones import BackboneName
@@ -138,8 +138,14 @@ class TransferClassifier(ImageClassifier):
         if self.plan.strategy == "lp_ft" and (epochs is None or epochs < 1):
             raise UserError(f"strategy lp_ft splits max_epochs into phases: set --trainer.max_epochs (not {epochs})")
         self.plan = replace(self.plan, total_epochs=epochs)
-        views = self.hparams.probe_views
-        if views and self.plan.fits_logistic_head and not self.trainer.datamodule.augment:
+        data, views = self.trainer.datamodule, self.hparams.probe_views
+        if self.plan.fits_logistic_head and data is None:
+            raise UserError("the logistic probe reads its training images from the data module: fit with "
+                            "trainer.fit(model, datamodule=ImageDataModule(...))")
+        if views and not self.plan.fits_logistic_head:  # kept, not refused: a study's other methods share the config
+            rank_zero_warn(f"probe_views={views} has no effect: strategy {self.plan.strategy!r} fits no logistic probe "
+                           f"(logistic_probe, or lp_ft with lp_fraction 0, do)")
+        elif views and not data.augment:
             raise UserError(f"probe_views={views} needs the training augmentation, whose crops and flips the views "
                             f"are: set --data.augment=true, or --model.probe_views=0")
 
