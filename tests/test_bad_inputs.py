@@ -190,6 +190,8 @@ CASES = [
      "'batch_norm': True}} for backbone 'mlp' (MLPBackbone.__init__() got an unexpected keyword argument "
      "'channels'): give that backbone's own, e.g. --model.backbone_args='{{}}' for its defaults (a config's "
      "backbone_args belong to its backbone)"),
+    ("P72", "pretrain", ["--model.test_time_flip=true"], "test_time_flip=true predicts from mirror images too, which "
+     "a model trained without flips has never seen: set --data.augment=true, or --model.test_time_flip=false"),
     ("F30", "finetune", ["--model.pretrained={good}", "--data.image_size=16"], "'{good_best}' was pretrained on "
      "(1, 28, 28) (C, H, W) images but the data gives (1, 16, 16): if that is the wrong pretraining run (an "
      "experiment folder's newest one is taken), point --model.pretrained at the right one; if it is the right one, "

@@ -16,10 +16,17 @@ STAGES = ("train", "val", "test")
 class ImageClassifier(BackboneModule):
     """`backbone` (features) → `head` (nn.Linear), cross-entropy, accuracy per split, SGD/AdamW + schedule.
 
+    Args:
+        label_smoothing: of the training loss's targets.
+        test_time_flip: predict with the mean logits of each image and its mirror image wherever the model is
+            not training (validation, test, evaluate.py, predict.py, the exported files): about a point more on
+            CIFAR-10 for twice the evaluation compute (docs/results.md). Only for data trained with flips
+            (`--data.augment=true`); a digit's mirror image is no digit.
+
     The backbone, data, optimizer and schedule arguments are BackboneModule's.
     """
 
-    def __init__(self, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, label_smoothing: float = 0.0, test_time_flip: bool = False, **kwargs: Any) -> None:
         if not 0 <= label_smoothing < 1:
             raise UserError(f"label_smoothing={label_smoothing} must be in [0, 1)")
         super().__init__(**kwargs)
@@ -32,9 +39,16 @@ class ImageClassifier(BackboneModule):
         data = self.trainer.datamodule
         if stage == "fit" and getattr(data, "has_unlabelled", False):
             raise UserError("--data.unlabelled_root's images have no labels: only --objective=simclr trains on them")
+        if stage == "fit" and self.hparams.test_time_flip and data is not None and not data.augment:
+            raise UserError("test_time_flip=true predicts from mirror images too, which a model trained without "
+                            "flips has never seen: set --data.augment=true, or --model.test_time_flip=false")
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.backbone(self.as_input(images)))
+        logits = self.head(self.backbone(self.as_input(images)))
+        if self.hparams.test_time_flip and not self.training:
+            mirrored = self.head(self.backbone(self.as_input(images.flip(-1))))
+            logits = (logits + mirrored) / 2
+        return logits
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         """Loss and logits of a batch; `{stage}/loss` logged, the accuracy's state updated (logged once an epoch).
