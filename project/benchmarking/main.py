@@ -20,6 +20,7 @@ from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import ImageClassifier
 
 SEED = 0
+STEP_BATCH_SIZE = 128  # the step cases' batch, which the README's tables were measured at
 
 
 def case_setup(case: str, scratch: Path, args) -> tuple[ImageDataModule, torch.utils.data.Dataset, str]:
@@ -121,7 +122,8 @@ def main(args: list[str] | None = None) -> None:
                         default=["mlp_mnist", "cnn_cifar", "whole_run"])
     parser.add_argument("--batches", type=int, default=120, help="training steps per path")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
-    parser.add_argument("--batch_size", type=int, default=128, help="of every case (the whole run's config says 128)")
+    parser.add_argument("--batch_size", type=int | None, default=None,
+                        help="of every case (null: 128 for the step cases, the config's own for the whole run)")
     parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
     parser.add_argument("--mnist_root", type=str | None, default=None,
                         help="torchvision's MNIST files are under it (e.g. ../shared/data/mnist-sample)")
@@ -134,6 +136,8 @@ def main(args: list[str] | None = None) -> None:
                         help="where to measure (default: the CPU, and the GPU when there is one)")
     with exits_on_user_error():
         config = parser.parse_args(sys.argv[1:] if args is None else args)
+        whole_run_batch_size = config.batch_size  # None: the real command's, as the config says
+        config.batch_size = config.batch_size or STEP_BATCH_SIZE
         if not 0 <= config.warmup < config.batches:
             raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
         devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -147,7 +151,7 @@ def main(args: list[str] | None = None) -> None:
                         folder, _ = cifar_folder(Path(scratch), config.cifar_folder, config.cifar_archive,
                                                  config.generated_size)
                         rows = whole_run(
-                            folder, config.whole_run_epochs, config.batch_size, Path(scratch) / device, device
+                            folder, config.whole_run_epochs, whole_run_batch_size, Path(scratch) / device, device
                         )
                         print_table(rows, "| phase | first run (decodes), s | second run (decode cache), s |")
                     else:

@@ -23,10 +23,11 @@ from project.shipped_configs import config_path
 PHASES = ("data", "training", "validation", "checkpoints", "test", "total")
 
 
-def whole_run(folder: str, epochs: int, batch_size: int, scratch: Path, device: str) -> list[tuple[str, ...]]:
+def whole_run(folder: str, epochs: int, batch_size: int | None, scratch: Path, device: str) -> list[tuple[str, ...]]:
+    """`batch_size`: None runs the config's own."""
     args = [
         "--config", str(config_path("cifar10_cnn.yaml")), "--data.dataset=imagefolder", f"--data.root={folder}",
-        f"--data.cache_dir={scratch / 'decode_cache'}", f"--data.batch_size={batch_size}",
+        f"--data.cache_dir={scratch / 'decode_cache'}", *([f"--data.batch_size={batch_size}"] if batch_size else []),
         f"--trainer.max_epochs={epochs}", f"--output_dir={scratch}",
         "--experiment=whole_run", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         f"--trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "--trainer.devices=1",
