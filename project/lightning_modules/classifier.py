@@ -39,7 +39,7 @@ class ImageClassifier(BackboneModule):
         data = self.trainer.datamodule
         if stage == "fit" and getattr(data, "has_unlabelled", False):
             raise UserError("--data.unlabelled_root's images have no labels: only --objective=simclr trains on them")
-        if stage == "fit" and self.hparams.test_time_flip and data is not None and not data.augment:
+        if stage == "fit" and self.hparams.test_time_flip and data is not None and not getattr(data, "augment", True):
             raise UserError("test_time_flip=true predicts from mirror images too, which a model trained without "
                             "flips has never seen: set --data.augment=true, or --model.test_time_flip=false")
 
