@@ -38,3 +38,10 @@ def test_a_training_set_smaller_than_two_batches_exits_2_with_the_fix():
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "full batches of 128" in result.stderr and "lower --batch_size" in result.stderr
+
+
+def test_a_batch_size_below_one_exits_2_with_one_line():
+    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--batch_size=0"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "--batch_size 0 must be at least 1" in result.stderr

@@ -136,6 +136,8 @@ def main(args: list[str] | None = None) -> None:
                         help="where to measure (default: the CPU, and the GPU when there is one)")
     with exits_on_user_error():
         config = parser.parse_args(sys.argv[1:] if args is None else args)
+        if config.batch_size is not None and config.batch_size < 1:
+            raise UserError(f"--batch_size {config.batch_size} must be at least 1 (null: each case's own)")
         whole_run_batch_size = config.batch_size  # None: the real command's, as the config says
         config.batch_size = config.batch_size or STEP_BATCH_SIZE
         if not 0 <= config.warmup < config.batches:
