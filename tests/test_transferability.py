@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from project.feature_probes.knn import knn_accuracy
-from project.feature_probes.logistic import fit_logistic_probe
+from project.feature_probes.logistic import PENALTIES, fit_logistic_probe
 from project.feature_probes.logme import logme_score
 from project.transferability.main import SourceReport, main, verdict
 from project.transferability.scores import FeatureScores
@@ -78,6 +80,43 @@ def test_the_logistic_probe_is_sklearns_optimum_at_the_penalty_cross_validation_
     probe_logits = (queries @ probe.weight.T + probe.bias).numpy()
     np.testing.assert_allclose(probe_logits, direct_logits, atol=2e-3)  # the projection onto the data's span is exact
     assert probe.cv_accuracy is not None and 0 <= probe.cv_accuracy <= 1
+
+
+def weak_few_label_features(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """10 classes whose centres sit close together in 128 dimensions: a 20-25 % probe, like few-label features."""
+    generator = torch.Generator().manual_seed(2)  # the same class centres for every draw
+    centres = 0.15 * torch.randn(10, 128, generator=generator)
+    labels = torch.arange(10).repeat_interleave(per_class)
+    noise = torch.randn(len(labels), 128, generator=torch.Generator().manual_seed(seed))
+    return centres[labels] + noise, labels
+
+
+def test_the_penalty_is_the_one_with_the_lowest_cross_validated_log_loss_not_the_best_accuracy():
+    features, labels = weak_few_label_features(per_class=10, seed=7)
+    probe = fit_logistic_probe(features, labels, seed=0)
+    x = features.double().numpy()
+    mean, std = x.mean(0), x.std(0) + 1e-8
+    standardized, y = (x - mean) / std, labels.numpy()
+    splits = list(StratifiedKFold(5, shuffle=True, random_state=0).split(standardized, y))
+
+    def cross_validated(c: float, scoring: str) -> float:
+        return cross_val_score(LogisticRegression(C=c, max_iter=1000), standardized, y, cv=splits,
+                               scoring=scoring).mean()
+
+    log_losses = [-cross_validated(c, "neg_log_loss") for c in PENALTIES]
+    accuracies = [cross_validated(c, "accuracy") for c in PENALTIES]
+    assert probe.penalty_c == PENALTIES[np.argmin(log_losses)] <= 1
+    assert probe.cv_log_loss == pytest.approx(min(log_losses), abs=1e-3)
+    # Two held-out images per class make accuracy a coarse, noisy score: here its best is a weak penalty...
+    by_accuracy = PENALTIES[np.argmax(accuracies)]
+    assert by_accuracy >= 10
+    # ...whose probe is overconfident on images it has never seen.
+    unseen, unseen_labels = weak_few_label_features(per_class=100, seed=7)
+    overconfident = LogisticRegression(C=by_accuracy, max_iter=1000).fit(standardized, y)
+    unseen_standardized = (unseen.double().numpy() - mean) / std
+    chosen_logits = unseen @ probe.weight.T + probe.bias
+    assert (torch.nn.functional.cross_entropy(chosen_logits, unseen_labels).item() + 0.5
+            < log_loss(unseen_labels.numpy(), overconfident.predict_proba(unseen_standardized)))
 
 
 def test_with_one_image_in_a_class_the_probe_takes_the_default_penalty():

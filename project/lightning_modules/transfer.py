@@ -200,8 +200,9 @@ class TransferClassifier(ImageClassifier):
         self.head.weight.copy_(probe.weight)
         self.head.bias.copy_(probe.bias)
         self.head_fit = True
-        rank_zero_info(f"logistic probe: L2 penalty C={probe.penalty_c:g}, cross-validated accuracy "
-                       f"{'–' if probe.cv_accuracy is None else f'{probe.cv_accuracy:.3f}'} on the training labels")
+        cross_validated = ("not cross-validated (a class has one image)" if probe.cv_accuracy is None else
+                           f"cross-validated log-loss {probe.cv_log_loss:.3f}, accuracy {probe.cv_accuracy:.3f}")
+        rank_zero_info(f"logistic probe: L2 penalty C={probe.penalty_c:g}, {cross_validated} on the training labels")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
