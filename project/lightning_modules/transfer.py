@@ -33,8 +33,8 @@ class TransferClassifier(ImageClassifier):
             `torchvision:IMAGENET1K_V1`); null trains the same model from scratch, the baseline to beat.
         strategy: `linear_probe` (frozen backbone, BatchNorm statistics included), `logistic_probe` (the same, its
             head fit to convergence before the first step: L2-regularized logistic regression by L-BFGS, the
-            penalty chosen by cross-validation on the training labels; Kornblith et al. 2019), `full` (everything
-            trains), `gradual` (blocks unfreeze from the top at `unfreeze_at` epochs), `lp_ft` (linear
+            penalty chosen by cross-validated log-loss on the training labels; Kornblith et al. 2019), `full`
+            (everything trains), `gradual` (blocks unfreeze from the top at `unfreeze_at` epochs), `lp_ft` (linear
             probe for `lp_fraction` of the epochs, then everything at `ft_lr_ratio` × the lr, each phase under
             a schedule of its own; with `lp_fraction` 0 the probe is the logistic one, fit before the first step,
             and everything fine-tunes from there; Kumar et al. 2022).
