@@ -12,7 +12,7 @@ from tiny_settings import TINY_CNN, TINY_RUN
 from project.checkpoints.files import find_checkpoint
 from project.shipped_configs import config_dir
 from project.study.main import main
-from project.study.summary import markdown_table, paired_gain_table
+from project.study.summary import chosen_on_validation, markdown_table, paired_gain_table
 
 
 @pytest.fixture
@@ -171,3 +171,43 @@ def test_per_method_args_for_a_method_not_run_are_refused_before_anything_is_wri
         main([*study_args(source, tmp_path / "study"), "--per_method_args={full: [--model.lr=0.02]}"])
     assert exit_info.value.code == 2 and "per_method_args names ['full']" in capsys.readouterr().err
     assert not (tmp_path / "study").exists()
+
+
+def test_the_validation_choice_takes_each_runs_best_candidate_on_its_own_validation_split():
+    runs = [  # method, budget, seed, validation accuracy, test accuracy
+        ("scratch", "10", "1", 0.30, 0.30), ("scratch", "10", "2", 0.30, 0.30), ("scratch", "10", "3", 0.3, 0.3),
+        ("probe", "10", "1", 0.40, 0.35), ("probe", "10", "2", 0.50, 0.45), ("probe", "10", "3", 0.60, 0.50),
+        ("lp_ft", "10", "1", 0.45, 0.33), ("lp_ft", "10", "2", 0.50, 0.60), ("lp_ft", "10", "3", "", 0.70),
+    ]
+    rows = [{"method": m, "samples_per_class": b, "seed": s, "val_acc": str(v), "test_acc": str(t)}
+            for m, b, s, v, t in runs]
+    rows, line = chosen_on_validation(rows, ["probe", "lp_ft"])
+    chosen = [r for r in rows if r["method"] == "val-chosen: probe / lp_ft"]
+    # Seed 1: lp_ft validates better (and tests worse: test is never consulted); seed 2: a tie goes to the first
+    # listed; seed 3: lp_ft has no validation accuracy, so no choice is made for it.
+    assert [(r["seed"], r["test_acc"]) for r in chosen] == [("1", "0.33"), ("2", "0.45")]
+    assert line.endswith("10: lp_ft (seed 1), probe (seed 2)")
+    assert "| val-chosen: probe / lp_ft | +0.090 [" in paired_gain_table(rows)
+
+
+def test_a_study_reports_the_validation_choice_as_a_method_of_its_own(tmp_path, source, capsys):
+    args = [*study_args(source, tmp_path, seeds="[1, 2]"), "--budgets=[2]", "--methods=[scratch, linear_probe, full]"]
+    main([*args, "--select_on_val=[linear_probe, full]"])
+    rows = read_rows(tmp_path / "results.csv")
+    assert {r["method"] for r in rows} == {"scratch", "linear_probe", "full"}  # the runs, unchanged
+    table = (tmp_path / "results.md").read_text()
+    picks = []
+    for seed in ("1", "2"):
+        candidates = [r for r in rows if r["seed"] == seed and r["method"] != "scratch"]
+        picks.append(max(candidates, key=lambda r: float(r["val_acc"])))  # ties: linear_probe, listed first
+    accuracies = [float(r["test_acc"]) for r in picks]
+    row = next(line for line in table.splitlines() if line.startswith("| val-chosen: linear_probe / full | "))
+    assert f"{statistics.mean(accuracies):.3f} ± {statistics.stdev(accuracies):.3f}" in row
+    assert f"2: {picks[0]['method']} (seed 1), {picks[1]['method']} (seed 2)" in table
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:  # a candidate that did not run is refused before any training
+        main([*args, "--select_on_val=[linear_probe, gradual]"])
+    assert exit_info.value.code == 2 and "select_on_val names ['gradual']" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--select_on_val=[full]"])
+    assert exit_info.value.code == 2 and "at least two methods" in capsys.readouterr().err

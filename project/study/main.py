@@ -26,6 +26,7 @@ def study(
     keep_checkpoints: bool = False,
     metric: Literal["test_acc", "val_acc"] = "test_acc",
     split_seed: int | None = None,
+    select_on_val: list[str] | None = None,
 ) -> str:
     """Train the target task from scratch and with each fine-tuning method, at each label budget and seed.
 
@@ -46,7 +47,11 @@ def study(
         keep_checkpoints: keep every run's checkpoints (by default only its results are kept).
         metric: what the tables and plot summarize: `test_acc` to report results; `val_acc` (written to
             results_val.md) to choose settings on the label-budgeted validation split, never on test.
+        select_on_val: two or more of the methods to choose between run by run: each budget and seed gets the
+            one with the best accuracy on its own label-budgeted validation split, reported as the method
+            `val-chosen: a / b` (the pick per seed listed under the tables). Only the summary changes.
     """
+    check_selection(select_on_val, methods)
     settings = StudySettings(
         finetune_config=resolve_config(finetune_config), pretrained=pretrained, methods=methods, budgets=budgets,
         seeds=seeds, output_dir=Path(output_dir), extra_args=extra_args or [], per_method_args=per_method_args or {},
@@ -54,11 +59,21 @@ def study(
     )
     check_study(settings)  # everything that can fail before training fails now, with nothing written
     run_study(settings)
-    table = summarize(settings.output_dir, metric)
+    table = summarize(settings.output_dir, metric, select_on_val)
     stem = "results" if metric == "test_acc" else "results_val"
     output = settings.output_dir
     print(f"\n{table}\n\nwritten: {output / 'results.csv'}, {output / (stem + '.md')}, {output / (stem + '.png')}")
     return table
+
+
+def check_selection(select_on_val: list[str] | None, methods: list[str]) -> None:
+    if not select_on_val:
+        return
+    if len(set(select_on_val)) < 2:
+        raise UserError(f"select_on_val {select_on_val}: name at least two methods to choose between")
+    missing = [method for method in select_on_val if method not in methods]
+    if missing:
+        raise UserError(f"select_on_val names {missing}, not among the methods {methods}: add it to --methods")
 
 
 def resolve_config(finetune_config: str) -> Path:

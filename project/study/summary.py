@@ -152,12 +152,44 @@ def plot(rows: list[dict], path: Path, metric: str = "test_acc") -> None:
     plt.close(figure)
 
 
-def summarize(output_dir: Path, metric: str = "test_acc") -> str:
-    """Write results.md and results.png next to results.csv (results_val.* for `val_acc`); returns the tables."""
+def chosen_on_validation(rows: list[dict], candidates: list[str]) -> tuple[list[dict], str]:
+    """Per budget and seed, the candidate with the best budgeted validation accuracy (the first listed on a tie),
+    added as a method of its own, and a line saying which one each seed got.
+
+    Which strategy to trust is then a choice made per run on its validation labels, as a user without test
+    labels would make it, never on test; a budget or seed where a candidate has no validation accuracy (or did
+    not run) gets no chosen row.
+    """
+    name = "val-chosen: " + " / ".join(candidates)
+    by_run = {(r["method"], r["samples_per_class"], r["seed"]): r for r in rows}
+    chosen, notes = [], []
+    for budget in methods_and_budgets(rows)[1]:
+        picks = []
+        for seed in dict.fromkeys(r["seed"] for r in rows if r["samples_per_class"] == budget):
+            runs = [by_run.get((method, budget, seed)) for method in candidates]
+            if any(run is None or run.get("val_acc") in (None, "") for run in runs):
+                continue
+            best = max(runs, key=lambda run: float(run["val_acc"]))  # max keeps the first of equal values
+            chosen.append({**best, "method": name})
+            picks.append(f"{best['method']} (seed {seed})")
+        if picks:
+            notes.append(f"{budget}: " + ", ".join(picks))
+    line = f"{name}, the candidate with the best validation accuracy of each run: " + ("; ".join(notes) or "none")
+    return rows + chosen, line
+
+
+def summarize(output_dir: Path, metric: str = "test_acc", select_on_val: list[str] | None = None) -> str:
+    """Write results.md and results.png next to results.csv (results_val.* for `val_acc`); returns the tables.
+    `select_on_val`: methods to choose between per run on validation, reported as a method of its own."""
     rows = read_results(output_dir / "results.csv")
+    choices = None
+    if select_on_val:
+        rows, choices = chosen_on_validation(rows, select_on_val)
     table = markdown_table(rows, metric)
     if any(row["method"] == "scratch" for row in rows) and any(row["method"] != "scratch" for row in rows):
         table += "\n\n" + paired_gain_table(rows, metric)
+    if choices:
+        table += "\n\n" + choices
     stem = "results" if metric == "test_acc" else "results_val"
     (output_dir / f"{stem}.md").write_text(table + "\n")
     plot(rows, output_dir / f"{stem}.png", metric)
