@@ -17,13 +17,15 @@ import pytest
 import torch
 from event_files import run_events
 from lightning.pytorch import Callback
-from tiny_settings import SCRIPTS, TINY_CNN
+from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 import project.cli.experiment_cli as experiment_cli
+import project.lightning_modules.transfer as transfer_module
 from project.checkpoints.atomic_io import TEMPORARY_PREFIX
 from project.checkpoints.files import load_checkpoint
 from project.cli.training import run_experiment
-from project.lightning_modules import ImageClassifier
+from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.shipped_configs import config_dir
 from project.study.main import main as study_main
 
 STEPS_PER_EPOCH, EPOCHS = 4, 3
@@ -248,3 +250,40 @@ def test_a_requeued_slurm_job_continues_in_its_own_run_folder(tmp_path, uninterr
     assert [path.name for path in run.parent.iterdir()] == ["version_0"]  # no new version_1
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 60 * STEPS_PER_EPOCH > saved
     assert not list(run.glob("hpc_ckpt_*.ckpt"))  # superseded by the finished run's own checkpoints
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_logistic_probes_fit_stops_it_there_and_the_resume_fits_it_again(
+    tmp_path, monkeypatch, pretrained_run, capsys, signum, status
+):
+    # The probe's fit has no batches of Lightning's: without its own checks a Ctrl-C waited for the whole fit
+    # (minutes with probe_views) and was then forgotten, and SIGTERM killed the run without a checkpoint.
+    fits_started = []
+    real_fit = transfer_module.fit_logistic_probe
+
+    def fit_signalled_at_its_first_fit(*args, between_fits, **kwargs):
+        def signalled_once() -> None:
+            if not fits_started:
+                os.kill(os.getpid(), signum)
+            fits_started.append(1)
+            between_fits()
+
+        return real_fit(*args, between_fits=signalled_once, **kwargs)
+
+    monkeypatch.setattr(transfer_module, "fit_logistic_probe", fit_signalled_at_its_first_fit)
+    args = ["--config", str(config_dir() / "digits_finetune.yaml"), "--config",
+            str(config_dir() / "strategy" / "logistic_probe.yaml"), *TINY_RUN, f"--model.pretrained={pretrained_run}",
+            "--data.samples_per_class=6"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiment(TransferClassifier, "digits_finetune.yaml", args)
+    assert exit_info.value.code == status and fits_started == [1]  # stopped before a second fit
+    assert f"stopped by {signal.Signals(signum).name}: " in capsys.readouterr().err
+    run = tmp_path / "lightning_logs" / "digits_finetune" / "version_0"
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 0
+    monkeypatch.setattr(transfer_module, "fit_logistic_probe", real_fit)
+    resumed = run_experiment(TransferClassifier, "digits_finetune.yaml", [*args, "--ckpt_path=last"])
+    uninterrupted = run_experiment(TransferClassifier, "digits_finetune.yaml", [*args, "--experiment=uninterrupted"])
+    assert resumed == uninterrupted  # the same probe, fit in full on resume
+    heads = [load_checkpoint(tmp_path / "lightning_logs" / experiment / "version_0" / "checkpoints" / "last.ckpt")
+             ["state_dict"]["head.weight"] for experiment in ("digits_finetune", "uninterrupted")]
+    torch.testing.assert_close(*heads)

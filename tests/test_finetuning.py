@@ -155,7 +155,9 @@ def test_lp_ft_gives_each_phase_a_cosine_schedule_of_its_own(tmp_path):
 class HeadAndFeaturesAtStart(Callback):
     """The head, and the backbone's features of every training image, when the first step is about to run."""
 
-    def on_train_start(self, trainer, model) -> None:
+    def on_train_batch_start(self, trainer, model, batch, batch_idx) -> None:
+        if trainer.global_step or hasattr(self, "head"):
+            return
         self.head = model.head.weight.detach().clone()
         model.backbone.eval()
         with torch.no_grad():

@@ -135,6 +135,25 @@ def test_cross_validation_holds_out_all_views_of_an_image_together():
     assert fit_logistic_probe(views, view_labels, images=images).cv_accuracy < 0.6
 
 
+def test_views_weigh_as_much_as_their_image_so_identical_views_give_the_probe_of_the_images_alone():
+    # Unweighted, 11 views of each image would make the data term 11 times heavier and every C 11 times weaker.
+    features, labels = clustered(60, 32, classes=3, spread=4.0)  # overlapping classes: an interior C (0.1)
+    alone = fit_logistic_probe(features, labels)
+    views = fit_logistic_probe(features.repeat(11, 1), labels.repeat(11), images=torch.arange(60).repeat(11))
+    assert views.penalty_c == alone.penalty_c
+    torch.testing.assert_close(views.weight, alone.weight, atol=1e-3, rtol=1e-3)
+
+
+def test_a_penalty_at_the_edge_of_the_grid_is_said():
+    noise, _ = clustered(60, 32, classes=3, spread=1.0)
+    random_labels = torch.randperm(60, generator=torch.Generator().manual_seed(1)) % 3
+    with pytest.warns(UserWarning, match="C=0.001, the edge .* may carry little about these labels"):
+        fit_logistic_probe(noise, random_labels)
+    separable, labels = clustered(60, 32, classes=3, spread=0.01)
+    with pytest.warns(UserWarning, match="C=1000, the edge .* likely separable"):
+        fit_logistic_probe(separable, labels)
+
+
 def test_with_one_image_in_a_class_its_views_do_not_make_folds():
     features, _ = clustered(5, 8, classes=3, spread=0.1)
     labels = torch.tensor([0, 0, 1, 1, 2])  # class 2 has one image, in four views

@@ -10,6 +10,7 @@ An SGD-trained head in a few epochs under-fits the probe on small label budgets;
 """
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,12 +38,14 @@ class LogisticProbe:
 
 
 def fit_logistic_probe(
-    features: Tensor, labels: Tensor, seed: int = 0, max_folds: int = 5, images: Tensor | None = None
+    features: Tensor, labels: Tensor, seed: int = 0, max_folds: int = 5, images: Tensor | None = None,
+    between_fits: Callable[[], None] | None = None,
 ) -> LogisticProbe:
     """Fit on `features` (N, D) and integer `labels`; C by the lowest log-loss in stratified k-fold CV (k up to
     the smallest class size). `images` (N,) says which image each row comes from, when rows are several
     augmented views of one image: a fold then holds out all of an image's views, or CV would score an image's
-    view on a model fit to its other views."""
+    view on a model fit to its other views. `between_fits` is called before each of the CV's fits, e.g. to raise
+    when the run was asked to stop."""
     x = features.double().cpu().numpy()
     y = labels.cpu().numpy()
     groups = None if images is None else images.cpu().numpy()
@@ -51,20 +54,36 @@ def fit_logistic_probe(
     # on coordinates in that span is exact, and with fewer images than features (a label budget) much faster.
     _, _, basis = np.linalg.svd((x - mean) / std, full_matrices=False)
     standardized = ((x - mean) / std) @ basis.T
-    one_row_per_image = slice(None) if groups is None else np.unique(groups, return_index=True)[1]
+    if groups is None:
+        one_row_per_image, row_weight = slice(None), np.ones(len(y))
+    else:  # each image weighs 1 in the loss however many views it has: C means what it means without views
+        _, one_row_per_image, row_image, views = np.unique(groups, return_index=True, return_inverse=True,
+                                                           return_counts=True)
+        row_weight = 1.0 / views[row_image]
     folds = min(max_folds, int(np.bincount(y[one_row_per_image]).min()))
     penalty, cv_accuracy, cv_log_loss = 1.0, None, None  # with one labelled image in a class no fold holds it out
     if folds >= 2:
         kfold = StratifiedKFold if groups is None else StratifiedGroupKFold
         splits = list(kfold(folds, shuffle=True, random_state=seed).split(standardized, y, groups))
+
+        def held_out(c: float, fold: np.ndarray, held: np.ndarray) -> tuple[float, float]:
+            if between_fits is not None:
+                between_fits()
+            return held_out_scores(fit(standardized[fold], y[fold], c, row_weight[fold]), standardized[held], y[held])
+
         scores = np.array([  # (penalties, 2): mean held-out log-loss and accuracy of each C
-            np.mean([held_out_scores(fit(standardized[fold], y[fold], c), standardized[held], y[held])
-                     for fold, held in splits], axis=0)
-            for c in PENALTIES
+            np.mean([held_out(c, fold, held) for fold, held in splits], axis=0) for c in PENALTIES
         ])
         best = int(np.argmin(scores[:, 0]))
         penalty, cv_log_loss, cv_accuracy = float(PENALTIES[best]), float(scores[best, 0]), float(scores[best, 1])
-    model = fit(standardized, y, penalty)
+        if best in (0, len(PENALTIES) - 1):
+            warnings.warn(f"the logistic probe's cross-validation chose C={penalty:g}, the edge of the penalties "
+                          f"tried ({PENALTIES[0]:g} to {PENALTIES[-1]:g}): " + (
+                              "the strongest, a probe close to predicting the class frequencies; these features "
+                              "may carry little about these labels" if best == 0 else
+                              "the weakest; the labelled images are likely separable in these features"),
+                          stacklevel=2)
+    model = fit(standardized, y, penalty, row_weight)
     weight = (model.coef_ @ basis) / std
     bias = model.intercept_ - weight @ mean
     if weight.shape[0] == 1:  # sklearn keeps one row for two classes: logits (0, z) give the same argmax
@@ -83,10 +102,10 @@ def held_out_scores(model: LogisticRegression, x: np.ndarray, y: np.ndarray) -> 
     return float(-np.log(np.clip(of_the_label, 1e-15, None)).mean()), float(model.score(x, y))
 
 
-def fit(x: np.ndarray, y: np.ndarray, penalty_c: float) -> LogisticRegression:
+def fit(x: np.ndarray, y: np.ndarray, penalty_c: float, row_weight: np.ndarray) -> LogisticRegression:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # weak penalties on separable data; CV rejects them
         # sklearn's default tolerance stops weak penalties a few hundredths of a logit short of the optimum. The
         # tighter one costs little at few labels; with every label of the digits (646 separable images) the
         # whole probe took 55 s instead of 25-38 s, the weak penalties running to max_iter.
-        return LogisticRegression(C=penalty_c, max_iter=1000, tol=1e-6).fit(x, y)
+        return LogisticRegression(C=penalty_c, max_iter=1000, tol=1e-6).fit(x, y, sample_weight=row_weight)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 
 from project.backbones import BackboneName
@@ -171,9 +172,13 @@ class TransferClassifier(ImageClassifier):
             return None
         return super().training_step(batch, batch_idx)
 
-    def on_fit_start(self) -> None:
+    def on_train_start(self) -> None:
+        # Here, not in on_fit_start: Lightning registers its SIGTERM handler (and resets the stop flag a first
+        # Ctrl-C sets) between the two, and a probe fit can take minutes, which a signal must be able to stop.
         if self.plan.fits_logistic_head and self.trainer.global_step == 0 and not self.head_fit:
             self.fit_logistic_head()
+
+    def on_fit_start(self) -> None:
         if self.hparams.pretrained is not None and not self.pretrained_weights_loaded:
             raise UserError(
                 f"pretrained={self.hparams.pretrained!r} was given but its weights were never loaded: build the "
@@ -193,10 +198,12 @@ class TransferClassifier(ImageClassifier):
         features, labels = [], []
         for view in range(views + 1):  # the images as they are, then their augmented views
             for images, batch_labels in data.ordered_batches("train", self.device, rng if view else None):
+                self.stop_if_signalled()
                 features.append(self.backbone(self.as_input(images)).float().cpu())
                 labels.append(batch_labels.cpu())
         images = torch.arange(len(data.train_set)).repeat(views + 1) if views else None  # the image of each row
-        probe = fit_logistic_probe(torch.cat(features), torch.cat(labels), seed=run_seed(), images=images)
+        probe = fit_logistic_probe(torch.cat(features), torch.cat(labels), seed=run_seed(), images=images,
+                                   between_fits=self.stop_if_signalled)
         self.head.weight.copy_(probe.weight)
         self.head.bias.copy_(probe.bias)
         self.head_fit = True
@@ -204,16 +211,23 @@ class TransferClassifier(ImageClassifier):
                            f"cross-validated log-loss {probe.cv_log_loss:.3f}, accuracy {probe.cv_accuracy:.3f}")
         rank_zero_info(f"logistic probe: L2 penalty C={probe.penalty_c:g}, {cross_validated} on the training labels")
 
+    def stop_if_signalled(self) -> None:
+        """SIGTERM or a first Ctrl-C stop the run where Lightning would at a batch boundary (last.ckpt saved, the
+        head refit on resume); the probe's feature passes and fits have no batch boundaries of Lightning's."""
+        if self.trainer.received_sigterm:
+            raise SIGTERMException
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["provenance"] = self.provenance
+        checkpoint["logistic_head_fit"] = self.head_fit  # False: stopped during the probe's fit, refit on resume
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A checkpoint holds the whole trained model: the pretrained file is not read again."""
         super().on_load_checkpoint(checkpoint)
         self.provenance = checkpoint.get("provenance", {})
         self.pretrained_weights_loaded = True
-        self.head_fit = True
+        self.head_fit = checkpoint.get("logistic_head_fit", True)
 
 
 def reinitialize(blocks: list[nn.Module]) -> None:
