@@ -211,3 +211,28 @@ def test_a_study_reports_the_validation_choice_as_a_method_of_its_own(tmp_path, 
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--select_on_val=[full]"])
     assert exit_info.value.code == 2 and "at least two methods" in capsys.readouterr().err
+
+
+def test_a_run_setting_the_runs_would_refuse_is_refused_before_the_study_writes_anything(tmp_path, source, capsys):
+    # An empty validation split with best-checkpoint selection failed in the first run, after study.json was
+    # written, and the corrected command was then refused as "another study".
+    with pytest.raises(SystemExit) as exit_info:
+        no_validation = [*TINY_RUN, TINY_CNN, "--data.val_fraction=0"]
+        main([*study_args(source, tmp_path / "study"), f"--extra_args={no_validation}"])
+    assert exit_info.value.code == 2 and "the validation split is empty" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+    main([*study_args(source, tmp_path / "study", seeds="[1]"), "--budgets=[2]"])  # the corrected command runs
+
+
+def test_a_validation_choice_without_validation_splits_is_refused_before_anything_is_written(tmp_path, source,
+                                                                                             capsys):
+    no_validation = [*TINY_RUN, TINY_CNN, "--data.val_fraction=0", "--model_selection=last_epoch"]
+    args = [*study_args(source, tmp_path / "study"), "--methods=[scratch, linear_probe, full]",
+            f"--extra_args={no_validation}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--select_on_val=[linear_probe, full]"])
+    assert exit_info.value.code == 2 and "these runs have none" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+    with pytest.raises(SystemExit) as exit_info:  # an empty choice is a mistake too, not "no choice"
+        main([*args, "--select_on_val=[]"])
+    assert exit_info.value.code == 2 and "at least two methods" in capsys.readouterr().err

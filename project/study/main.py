@@ -55,7 +55,7 @@ def study(
     settings = StudySettings(
         finetune_config=resolve_config(finetune_config), pretrained=pretrained, methods=methods, budgets=budgets,
         seeds=seeds, output_dir=Path(output_dir), extra_args=extra_args or [], per_method_args=per_method_args or {},
-        keep_checkpoints=keep_checkpoints, split_seed=split_seed,
+        keep_checkpoints=keep_checkpoints, split_seed=split_seed, select_on_val=select_on_val or [],
     )
     check_study(settings)  # everything that can fail before training fails now, with nothing written
     run_study(settings)
@@ -67,7 +67,7 @@ def study(
 
 
 def check_selection(select_on_val: list[str] | None, methods: list[str]) -> None:
-    if not select_on_val:
+    if select_on_val is None:
         return
     if len(set(select_on_val)) < 2:
         raise UserError(f"select_on_val {select_on_val}: name at least two methods to choose between")

@@ -16,7 +16,7 @@ from project.checkpoints.files import find_checkpoint
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.run_folders import check_output_dir
-from project.cli.training import RunResult, fit_and_test
+from project.cli.training import RunResult, check_run_settings, fit_and_test
 from project.data import ImageDataModule
 from project.errors import UserError
 from project.lightning_modules import TransferClassifier
@@ -41,6 +41,7 @@ class StudySettings:
     per_method_args: dict[str, list[str]] = field(default_factory=dict)
     keep_checkpoints: bool = False
     split_seed: int | None = None  # fixed held-out splits (only the labels vary by seed); None: they vary too
+    select_on_val: list[str] = field(default_factory=list)  # the summary's choice; not part of the study's identity
     source: str | None = None  # the resolved pretrained checkpoint, once checked
 
 
@@ -102,23 +103,29 @@ def check_study(settings: StudySettings) -> None:
         raise UserError(f"--budgets {wrong}: each must be a positive number of labels per class (null: every label)")
     for budget in {min(sized), max(sized)} if sized else {None}:
         try:
-            preview_run(run_args(settings, method, budget, settings.seeds[0]))
+            data = preview_run(run_args(settings, method, budget, settings.seeds[0]))
         except UserError as error:  # the runs' messages name their own flag; the user set --budgets
             message = str(error).replace("--data.samples_per_class", "--budgets")
             raise UserError(f"--budgets {budget}: {message}") from None
+        if settings.select_on_val and not len(data.val_set):
+            raise UserError("select_on_val chooses on each run's validation split, and these runs have none: "
+                            "raise --data.val_fraction above 0 in --extra_args, or leave select_on_val out")
     for other in set(settings.per_method_args) - {method}:  # its own overrides, checked the same way
         preview_run(run_args(settings, other, settings.budgets[0], settings.seeds[0]))
 
 
-def preview_run(args: list[str]) -> None:
-    """Parse and build a run (model, data, trainer) and set its data up, without training or writing anything."""
+def preview_run(args: list[str]) -> ImageDataModule:
+    """Parse and build a run (model, data, trainer), set its data up and check it as the run would, without
+    training or writing anything; returns its data."""
     cli = ExperimentCLI(
         TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
         auto_configure_optimizers=False,
     )
     cli.datamodule.setup("fit")
+    check_run_settings(cli.trainer, cli.datamodule, cli.config["model_selection"], resuming=False)
     if not len(cli.datamodule.test_set):
         raise UserError("the test split is empty, and a study measures on it: set --data.test_fraction above 0")
+    return cli.datamodule
 
 
 def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
