@@ -148,6 +148,11 @@ def final_weights(folder, *args: str) -> dict[str, torch.Tensor]:
     return load_checkpoint(folder / "digits_pretrain" / "version_0" / "checkpoints" / "last.ckpt")["state_dict"]
 
 
+def test_a_knn_monitor_with_more_neighbours_than_a_class_has_images_says_the_k_it_uses(tmp_path):
+    with pytest.warns(UserWarning, match="too few images for the k-NN monitor's knn_k=5000: it uses k="):
+        run_experiment(SimCLRPretraining, "digits_pretrain.yaml", [*TINY_RUN, *SIMCLR, "--model.knn_k=5000"])
+
+
 def test_a_run_resumed_at_an_epoch_boundary_ends_with_the_same_weights(tmp_path):
     constant = "--model.scheduler=none"  # a schedule's length is the run's: a shorter first run would change it
     straight = final_weights(tmp_path / "straight", "--trainer.max_epochs=2", constant)
@@ -171,6 +176,22 @@ def test_unlabelled_images_join_the_training_split_for_simclr_only(tmp_path, mak
         run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, *data])
     assert exit_info.value.code == 2
     assert "unlabelled_root's images have no labels: only --objective=simclr" in capsys.readouterr().err
+
+
+def test_unlabelled_images_of_another_size_are_a_clear_error_before_training(tmp_path, make_image_folder, capsys):
+    labelled = make_image_folder(tmp_path / "labelled", per_class=10, classes=("a", "b"), size=16)
+    loose = make_image_folder(tmp_path / "loose", per_class=5, classes=("x",), size=20)
+    data = ["--data.dataset=imagefolder", f"--data.root={labelled}", f"--data.unlabelled_root={loose}",
+            "--data.classes=null"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiment(SimCLRPretraining, "digits_pretrain.yaml", [*TINY_RUN, *SIMCLR, *data])
+    assert exit_info.value.code == 2
+    assert "--data.unlabelled_root are (3, 20, 20) (C, H, W) but the labelled ones are (3, 16, 16)" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "lightning_logs").exists()
+    result = fit_and_test(SimCLRPretraining, ["--config", str(config_path("digits_pretrain.yaml")), *TINY_RUN,
+                                              *SIMCLR, *data, "--data.image_size=16"])  # the fix it names
+    assert tuple(result.datamodule.train_set.images.shape[1:]) == (3, 16, 16)
 
 
 def test_the_objective_belongs_to_pretraining(capsys):

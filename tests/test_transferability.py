@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from project.feature_probes.knn import knn_accuracy
+from project.feature_probes.knn import knn_accuracy, usable_k
 from project.feature_probes.logistic import PENALTIES, fit_logistic_probe
 from project.feature_probes.logme import logme_score
 from project.transferability.main import SourceReport, main, verdict
@@ -67,6 +67,16 @@ def test_knn_leaves_each_sample_out():
     features = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     # Each sample's only other neighbour is of the other class: with itself counted it would score 1.
     assert knn_accuracy(features, torch.tensor([0, 1]), k=1) == 0.0
+
+
+def test_knn_with_fewer_samples_per_class_than_neighbours_votes_with_fewer_neighbours():
+    # Three tight clusters of 3 around a common direction (every cosine similarity positive, as with ReLU
+    # features): with k = 20 every other sample votes, the other classes' 6 outvote a sample's own 2, and the
+    # accuracy read 0 for perfect features.
+    features, labels = clustered(9, 8, classes=3, spread=0.01)
+    features = features + 5.0
+    assert knn_accuracy(features, labels, k=20) == 1.0
+    assert usable_k(labels, 20) == 2 and usable_k(labels, 1) == 1
 
 
 def test_the_logistic_probe_is_sklearns_optimum_at_the_penalty_cross_validation_chose():

@@ -182,7 +182,13 @@ class ImageDataModule(LightningDataModule):
             val = take_per_class(val, self.val_budget, seed, self.class_names, "val_samples_per_class", implicit)
         if hp.unlabelled_root is not None:  # more training images, for an objective that reads no labels
             extra = unlabelled_images(hp.unlabelled_root, hp.image_size, hp.cache_dir, self.from_disk)
-            train = train.joined(extra if self.from_disk else self._adapt(extra))
+            extra = extra if self.from_disk else self._adapt(extra)
+            if not self.from_disk and len(train) and extra.images.shape[1:] != train.images.shape[1:]:
+                raise UserError(
+                    f"the images under --data.unlabelled_root are {tuple(extra.images.shape[1:])} (C, H, W) but the "
+                    f"labelled ones are {tuple(train.images.shape[1:])}: set --data.image_size to resize both alike"
+                )
+            train = train.joined(extra)
         for split, image_set in (("train", train), ("val", val), ("test", test)):
             if self.from_disk or not len(image_set):  # from disk, each image's size is checked as it is read
                 continue

@@ -10,12 +10,13 @@ any other: scripts/finetune.py, study.py and transferability.py take it unchange
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from project.callbacks.epoch_seeding import epoch_seed
 from project.data.views import simclr_view
 from project.errors import UserError, refuse_wrong
-from project.feature_probes.knn import knn_accuracy
+from project.feature_probes.knn import knn_accuracy, usable_k
 from project.lightning_modules.backbone_module import BackboneModule
 from project.lightning_modules.contrastive import nt_xent
 from project.seeding import Stream, derived_seed, run_seed
@@ -60,6 +61,7 @@ class SimCLRPretraining(BackboneModule):
         )
         self._views_rng: tuple[tuple, torch.Generator] | None = None
         self._monitor: dict[str, list[Tensor]] = {"features": [], "labels": []}
+        self._said_fewer_neighbours: set[str] = set()
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -123,7 +125,13 @@ class SimCLRPretraining(BackboneModule):
             features = self.all_gather(features).reshape(-1, features.shape[-1])
             labels = self.all_gather(labels).reshape(-1)
         if len(labels) > 1:
-            self.log(f"{stage}/knn_acc", knn_accuracy(features.cpu(), labels.cpu(), self.hparams.knn_k), prog_bar=True)
+            k = usable_k(labels.cpu(), self.hparams.knn_k)
+            if k < self.hparams.knn_k and stage not in self._said_fewer_neighbours:
+                self._said_fewer_neighbours.add(stage)
+                rank_zero_warn(f"the {stage} split's smallest class has too few images for the k-NN monitor's "
+                               f"knn_k={self.hparams.knn_k}: it uses k={k}; more {stage} images per class make "
+                               f"it a steadier read")
+            self.log(f"{stage}/knn_acc", knn_accuracy(features.cpu(), labels.cpu(), k), prog_bar=True)
 
     def forward(self, images: Tensor) -> Tensor:
         """The backbone's features (what fine-tuning starts from)."""
