@@ -1,5 +1,6 @@
 """The checkpoint handoff from pretraining to fine-tuning, and what each strategy trains."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,14 @@ def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path)
     with pytest.raises(UserError, match="refused to load"):
         load_checkpoint(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(("strategy", "named"), [
+    ({"strategy": "logistic_probe"}, "strategy 'logistic_probe')"),
+    ({"strategy": "lp_ft", "lp_fraction": 0.0}, "strategy 'lp_ft' with lp_fraction 0)"),
+])
+def test_a_head_fit_as_the_logistic_probe_refuses_fresh_blocks_under_it(pretrained, strategy, named):
+    with pytest.raises(UserError, match=re.escape(f"reinit_blocks must be 0 when the head starts as the logistic "
+                                                  f"probe ({named}: the probe would be fit on the fresh blocks'")):
+        transfer_model(pretrained, reinit_blocks=1, **strategy)
+    transfer_model(pretrained, reinit_blocks=1, strategy="lp_ft", lp_fraction=0.3)  # an SGD probe phase trains them

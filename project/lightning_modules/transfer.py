@@ -83,8 +83,10 @@ class TransferClassifier(ImageClassifier):
             unfreeze_at=tuple(unfreeze_at or (5,)), lp_fraction=lp_fraction, ft_lr_ratio=ft_lr_ratio,
             new_blocks=reinit_blocks if pretrained is not None else 0,
         )
-        if strategy == "logistic_probe" and self.plan.new_blocks:
-            raise UserError("reinit_blocks must be 0 with logistic_probe: nothing would train the fresh blocks")
+        if self.plan.fits_logistic_head and self.plan.new_blocks:
+            raise UserError(f"reinit_blocks must be 0 when the head starts as the logistic probe (strategy "
+                            f"{strategy!r}{' with lp_fraction 0' if strategy == 'lp_ft' else ''}): the probe would be "
+                            f"fit on the fresh blocks' random features")
         if strategy in FROZEN_BACKBONE:  # the pretrained blocks never train: skip their gradients altogether
             self.backbone.requires_grad_(False)
             for block in blocks[self.plan.pretrained_blocks :]:
