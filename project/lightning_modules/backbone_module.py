@@ -145,7 +145,7 @@ class BackboneModule(LightningModule):
 
     def on_train_start(self) -> None:
         """Log `params/trainable` (read back by scripts/report.py): the parameters this run trains from its first
-        epoch. (on_train_start, because TransferClassifier owns on_fit_start.)"""
+        epoch. Subclasses that add to on_train_start call this too."""
         for logger in self.loggers:
             logger.log_metrics({"params/trainable": self.trainable_parameter_count(self.current_epoch)},
                                step=self.global_step)

@@ -177,6 +177,7 @@ class TransferClassifier(ImageClassifier):
     def on_train_start(self) -> None:
         # Here, not in on_fit_start: Lightning registers its SIGTERM handler (and resets the stop flag a first
         # Ctrl-C sets) between the two, and a probe fit can take minutes, which a signal must be able to stop.
+        super().on_train_start()
         if self.plan.fits_logistic_head and self.trainer.global_step == 0 and not self.head_fit:
             self.fit_logistic_head()
 
