@@ -231,8 +231,17 @@ def test_a_validation_choice_without_validation_splits_is_refused_before_anythin
             f"--extra_args={no_validation}"]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--select_on_val=[linear_probe, full]"])
-    assert exit_info.value.code == 2 and "these runs have none" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "the linear_probe runs would have none" in capsys.readouterr().err
     assert not (tmp_path / "study").exists()
+    validating = [*study_args(source, tmp_path / "study"), "--methods=[scratch, linear_probe, full]"]
+    for no_validation_for_one in (  # validation batches switched off, or one candidate's own overrides
+        [f"--extra_args={[*TINY_RUN, TINY_CNN, '--trainer.limit_val_batches=0', '--model_selection=last_epoch']}"],
+        ["--per_method_args={full: [--data.val_fraction=0, --model_selection=last_epoch]}"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*validating, *no_validation_for_one, "--select_on_val=[linear_probe, full]"])
+        assert exit_info.value.code == 2 and "runs would have none" in capsys.readouterr().err
+        assert not (tmp_path / "study").exists()
     with pytest.raises(SystemExit) as exit_info:  # an empty choice is a mistake too, not "no choice"
         main([*args, "--select_on_val=[]"])
     assert exit_info.value.code == 2 and "at least two methods" in capsys.readouterr().err

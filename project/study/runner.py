@@ -103,20 +103,23 @@ def check_study(settings: StudySettings) -> None:
         raise UserError(f"--budgets {wrong}: each must be a positive number of labels per class (null: every label)")
     for budget in {min(sized), max(sized)} if sized else {None}:
         try:
-            data = preview_run(run_args(settings, method, budget, settings.seeds[0]))
+            preview_run(run_args(settings, method, budget, settings.seeds[0]))
         except UserError as error:  # the runs' messages name their own flag; the user set --budgets
             message = str(error).replace("--data.samples_per_class", "--budgets")
             raise UserError(f"--budgets {budget}: {message}") from None
-        if settings.select_on_val and not len(data.val_set):
-            raise UserError("select_on_val chooses on each run's validation split, and these runs have none: "
-                            "raise --data.val_fraction above 0 in --extra_args, or leave select_on_val out")
     for other in set(settings.per_method_args) - {method}:  # its own overrides, checked the same way
         preview_run(run_args(settings, other, settings.budgets[0], settings.seeds[0]))
+    for candidate in settings.select_on_val:  # each with its own overrides: one without validation cannot be chosen
+        cli = preview_run(run_args(settings, candidate, settings.budgets[0], settings.seeds[0]))
+        if not len(cli.datamodule.val_set) or cli.trainer.limit_val_batches == 0:
+            raise UserError(f"select_on_val chooses on each run's validation accuracy, and the {candidate} runs "
+                            f"would have none (val_fraction={cli.datamodule.hparams.val_fraction}, limit_val_batches="
+                            f"{cli.trainer.limit_val_batches}): let them validate, or leave select_on_val out")
 
 
-def preview_run(args: list[str]) -> ImageDataModule:
+def preview_run(args: list[str]) -> ExperimentCLI:
     """Parse and build a run (model, data, trainer), set its data up and check it as the run would, without
-    training or writing anything; returns its data."""
+    training or writing anything; returns what it built."""
     cli = ExperimentCLI(
         TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
         auto_configure_optimizers=False,
@@ -125,7 +128,7 @@ def preview_run(args: list[str]) -> ImageDataModule:
     check_run_settings(cli.trainer, cli.datamodule, cli.config["model_selection"], resuming=False)
     if not len(cli.datamodule.test_set):
         raise UserError("the test split is empty, and a study measures on it: set --data.test_fraction above 0")
-    return cli.datamodule
+    return cli
 
 
 def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
