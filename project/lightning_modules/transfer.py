@@ -213,6 +213,8 @@ class TransferClassifier(ImageClassifier):
         cross_validated = ("not cross-validated (a class has one image)" if probe.cv_accuracy is None else
                            f"cross-validated log-loss {probe.cv_log_loss:.3f}, accuracy {probe.cv_accuracy:.3f}")
         rank_zero_info(f"logistic probe: L2 penalty C={probe.penalty_c:g}, {cross_validated} on the training labels")
+        if probe.edge_note():
+            rank_zero_warn(probe.edge_note())
 
     def stop_if_signalled(self) -> None:
         """SIGTERM or a first Ctrl-C stop the run where Lightning would at a batch boundary (last.ckpt saved, the
