@@ -9,6 +9,7 @@ import yaml
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
+import project.study.runner as runner
 from project.checkpoints.files import find_checkpoint
 from project.shipped_configs import config_dir
 from project.study.main import main
@@ -245,3 +246,13 @@ def test_a_validation_choice_without_validation_splits_is_refused_before_anythin
     with pytest.raises(SystemExit) as exit_info:  # an empty choice is a mistake too, not "no choice"
         main([*args, "--select_on_val=[]"])
     assert exit_info.value.code == 2 and "at least two methods" in capsys.readouterr().err
+
+
+def test_the_checks_build_each_distinct_run_once(tmp_path, source, monkeypatch):
+    built = []
+    real_preview = runner.preview_run
+    monkeypatch.setattr(runner, "preview_run", lambda args: built.append(args) or real_preview(args))
+    main([*study_args(source, tmp_path, seeds="[1]"), "--methods=[scratch, linear_probe, full]",
+          "--select_on_val=[linear_probe, full]"])
+    # linear_probe at budgets 2 and 3 (the extremes), then the candidates at budget 2: linear_probe's is built.
+    assert len(built) == len({tuple(args) for args in built}) == 3

@@ -101,20 +101,31 @@ def check_study(settings: StudySettings) -> None:
     wrong = [budget for budget in sized if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1]
     if wrong:
         raise UserError(f"--budgets {wrong}: each must be a positive number of labels per class (null: every label)")
+    # Each distinct run is built once (a data setup can take seconds); kept of it: how it would validate.
+    previews: dict[tuple[str, ...], tuple[int, float, int | float]] = {}
+
+    def preview(method: str, budget: int | None) -> tuple[int, float, int | float]:
+        args = tuple(run_args(settings, method, budget, settings.seeds[0]))
+        if args not in previews:
+            cli = preview_run(list(args))
+            data = cli.datamodule
+            previews[args] = (len(data.val_set), data.hparams.val_fraction, cli.trainer.limit_val_batches)
+        return previews[args]
+
     for budget in {min(sized), max(sized)} if sized else {None}:
         try:
-            preview_run(run_args(settings, method, budget, settings.seeds[0]))
+            preview(method, budget)
         except UserError as error:  # the runs' messages name their own flag; the user set --budgets
             message = str(error).replace("--data.samples_per_class", "--budgets")
             raise UserError(f"--budgets {budget}: {message}") from None
     for other in set(settings.per_method_args) - {method}:  # its own overrides, checked the same way
-        preview_run(run_args(settings, other, settings.budgets[0], settings.seeds[0]))
+        preview(other, settings.budgets[0])
     for candidate in settings.select_on_val:  # each with its own overrides: one without validation cannot be chosen
-        cli = preview_run(run_args(settings, candidate, settings.budgets[0], settings.seeds[0]))
-        if not len(cli.datamodule.val_set) or cli.trainer.limit_val_batches == 0:
+        val_images, val_fraction, limit_val_batches = preview(candidate, settings.budgets[0])
+        if not val_images or limit_val_batches == 0:
             raise UserError(f"select_on_val chooses on each run's validation accuracy, and the {candidate} runs "
-                            f"would have none (val_fraction={cli.datamodule.hparams.val_fraction}, limit_val_batches="
-                            f"{cli.trainer.limit_val_batches}): let them validate, or leave select_on_val out")
+                            f"would have none (val_fraction={val_fraction}, limit_val_batches={limit_val_batches}): "
+                            f"let them validate, or leave select_on_val out")
 
 
 def preview_run(args: list[str]) -> ExperimentCLI:
