@@ -88,8 +88,11 @@ CASES = [
     # Options that do not parse: one line naming the option, the value and what it takes (was ~65 lines of usage).
     ("P01", "pretrain", ["--data.dataset=foo"], "--data.dataset='foo' is not valid: expected one of 'digits', 'mnist', "
      f"'fashion_mnist', 'cifar10', 'cifar100', 'imagefolder' {HELP}"),
-    ("P02", "pretrain", ["--model.backbone=foo"], "--model.backbone='foo' is not valid: expected one of 'mlp', 'cnn', "
-     f"'resnet18', 'resnet50', 'mobilenet_v3_small', 'efficientnet_b0' {HELP}"),
+    ("P02", "pretrain", ["--model.backbone=foo"], "unknown backbone 'foo': choose one of ['cnn', 'efficientnet_b0', "
+     "'mlp', 'mobilenet_v3_small', 'resnet18', 'resnet50'] or timm:<name> (any timm model)"),
+    ("P02b", "pretrain", ["--model.backbone=timm:no_such_net"], "timm has no model 'no_such_net' (from "
+     "'timm:no_such_net'): name one as timm.list_models() does, optionally with a pretrained tag, e.g. timm:resnet18 "
+     "or timm:convnext_atto.d2_in1k"),
     ("P03", "pretrain", ["--trainer.max_epochs=abc"],
      f"--trainer.max_epochs='abc' is not valid: expected int or null {HELP}"),
     ("P39", "pretrain", ["--config", "{cwd}/nope.yaml"], "--config: File does not exist: '{cwd}/nope.yaml'"),
@@ -245,8 +248,8 @@ CASES = [
     ("F04", "finetune", ["--model.pretrained={ckpt_truncated}"],
      "'{ckpt_truncated}' is not a readable checkpoint (truncated, or another kind of file)"),
     ("F12", "finetune", ["--model.pretrained={ckpt_no_state}"], "'{ckpt_no_state}' is not a checkpoint of this "
-     "project (it has no state_dict): if it is a torchvision model's state dict, set --model.backbone to its "
-     "architecture, one of ['resnet18', 'resnet50', 'mobilenet_v3_small', 'efficientnet_b0']"),
+     "project (it has no state_dict): if it is a torchvision or timm model's state dict, set --model.backbone to its "
+     "architecture, one of ['resnet18', 'resnet50', 'mobilenet_v3_small', 'efficientnet_b0'] or timm:<name>"),
     ("F13", "finetune", ["--model.pretrained={good}", "--model.pretrained_sha256=deadbeef"], "SHA"),
     ("E06", "evaluate", ["--ckpt_path={ckpt_reshaped}"], "'{ckpt_reshaped}' holds weights that do not fit the model "
      "its hyperparameters describe (Error(s) in loading state_dict for ImageClassifier:): it was edited, or written "

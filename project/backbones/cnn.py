@@ -20,6 +20,8 @@ class CNNBackbone(nn.Module):
     1×28×28 (64·7·7) and 3×32×32 (64·8·8) — the article hard-coded 64·6·6, which is wrong for both.
     """
 
+    any_input_size = False  # the flatten fixes the size
+
     def __init__(
         self,
         input_shape: tuple[int, int, int],
@@ -29,6 +31,7 @@ class CNNBackbone(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.input_shape = tuple(input_shape)
         widths = [input_shape[0], *channels]
         self.features = nn.Sequential(*(conv_block(a, b, batch_norm) for a, b in zip(widths, widths[1:], strict=False)))
         with torch.no_grad():  # in eval mode, so the dry run leaves the BatchNorm statistics untouched

@@ -8,8 +8,11 @@ from torch import Tensor, nn
 class MLPBackbone(nn.Module):
     """Flatten the image, then Linear-ReLU blocks; the head (the article's last Linear) lives elsewhere."""
 
+    any_input_size = False
+
     def __init__(self, input_shape: tuple[int, int, int], hidden_sizes: tuple[int, ...] = (128, 64)) -> None:
         super().__init__()
+        self.input_shape = tuple(input_shape)
         widths = [math.prod(input_shape), *hidden_sizes]
         self.flatten = nn.Flatten()
         self.layers = nn.Sequential(
