@@ -99,3 +99,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{str(path)!r} is not a Lightning checkpoint (it has no state_dict)")
     return checkpoint
+
+
+def read_weights_file(path: str | Path) -> Any:
+    """A file written by torch.save (read as `read_torch_file` does), or a .safetensors file: the format timm's and
+    the Hugging Face hub's weights come in, which holds tensors only and so cannot carry code."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return read_torch_file(path)
+    try:
+        from safetensors.torch import load_file  # comes with timm (the [timm] extra)
+    except ImportError as error:
+        raise UserError(f"reading {str(path)!r} needs safetensors: pip install -e '.[timm]' (or pip install "
+                        f"safetensors)") from error
+    try:
+        return load_file(path, device="cpu")
+    except Exception as error:  # safetensors' own error type for a damaged header or file
+        raise UserError(f"{str(path)!r} is not a readable .safetensors file ({' '.join(str(error).split())[:200]})") \
+            from error

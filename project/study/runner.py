@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from project.checkpoints.files import find_checkpoint
-from project.checkpoints.pretrained import PretrainedBackbone
+from project.checkpoints.files import find_checkpoint, read_weights_file
+from project.checkpoints.pretrained import DOWNLOADED_WEIGHTS
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.run_folders import check_output_dir
 from project.cli.training import RunResult, check_run_settings, fit_and_test
@@ -90,9 +90,13 @@ def check_study(settings: StudySettings) -> None:
         raise UserError(f"per_method_args names {unused}, not among the methods {settings.methods}: add it to "
                         f"--methods or remove its overrides")
     if set(settings.methods) - {"scratch"}:
-        # The resolved file, not the folder given: a new pretraining run in the same folder is another study.
-        settings.source = str(find_checkpoint(settings.pretrained, "best").resolve())
-        PretrainedBackbone.open(settings.source)  # read and checked now: a damaged or unsafe file stops here
+        if settings.pretrained.startswith(DOWNLOADED_WEIGHTS):  # a library's named weights: no file to resolve
+            settings.source = settings.pretrained
+        else:
+            # The resolved file, not the folder given: a new pretraining run in the same folder is another study.
+            settings.source = str(find_checkpoint(settings.pretrained, "best").resolve())
+            read_weights_file(settings.source)  # read now: a damaged or unsafe file stops here (the runs' previews
+            # below check it against their architecture)
     check_same_study(settings, write=False)
     finished_runs(settings.output_dir / "results.csv")  # an old results.csv of other columns is refused now
     # The extremes of the label budget against the data, and every override, through the runs' own parser.
