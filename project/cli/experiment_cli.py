@@ -10,11 +10,13 @@ from typing import Literal
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 
 from project.callbacks.defaults import default_callbacks
 from project.checkpoints.atomic_io import AtomicCheckpointIO
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.checkpoints.resume import check_resume_fits, find_resume
+from project.cli.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
 from project.cli.run_folders import check_output_dir, run_folder
 from project.errors import UserError
 from project.lightning_modules import OBJECTIVES
@@ -61,7 +63,10 @@ class ExperimentCLI(LightningCLI):
             raise UserError(f"checkpoint_every_n_steps={every_n_steps} must be a positive number of steps")
         self.resume = find_resume(config["ckpt_path"], config["output_dir"], config["experiment"])
         self.pretrained: PretrainedBackbone | None = None
+        self.input_note: str | None = None  # what the run's input is, when it comes from pretrained weights
         model = config["model"]
+        if self.resume is not None:  # the input the resumed run trained under, and the model it holds
+            self.input_note = fill_data_from_checkpoint(config["data"], self.resume.checkpoint.get("preprocessing"))
         if "pretrained" not in model or model["pretrained"] is None:
             return
         if self.resume is not None:  # the resumed checkpoint holds the whole model: the source is not read again
@@ -75,6 +80,8 @@ class ExperimentCLI(LightningCLI):
         self.pretrained = source
         model["pretrained"], model["pretrained_sha256"] = source.source, source.sha256
         model["backbone"], model["backbone_args"] = source.backbone, source.backbone_args
+        self.input_note = fill_data_from_weights(config["data"], model, source.weights_input)
+        rank_zero_info(f"input: {self.input_note}")
 
     def instantiate_trainer(self, **kwargs):
         """The model receives its pretrained weights (or is checked against the checkpoint it resumes), then the

@@ -144,7 +144,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
     seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:
-        print_summary(log_dir, trainer.logger is not None, selected, metrics, seconds)
+        print_summary(log_dir, trainer.logger is not None, selected, metrics, seconds, cli.input_note)
     return RunResult(
         metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc, seconds
     )
@@ -192,9 +192,13 @@ def selected_checkpoint(trainer: Trainer) -> tuple[str, float | None]:
     return str(last), None if score is None else float(score)
 
 
-def print_summary(log_dir: str, logged: bool, selected: str, metrics: dict, seconds: dict[str, float]) -> None:
+def print_summary(
+    log_dir: str, logged: bool, selected: str, metrics: dict, seconds: dict[str, float], input_note: str | None = None
+) -> None:
     lines = ["", "=" * 60]
     lines.append(f"run folder:   {log_dir}")
+    if input_note:
+        lines.append(f"input:        {input_note}")
     if Path(selected).name != "last.ckpt":
         lines.append(f"best ckpt:    {selected}")
     lines.append(f"last ckpt:    {Path(selected).parent / 'last.ckpt'}")

@@ -66,6 +66,8 @@ class ImageDataModule(LightningDataModule):
             training split, for `--objective=simclr`; validation and test stay the labelled `root`'s.
         in_memory: decode an image folder into memory once (true) or per batch from disk in workers (false);
             null: in memory unless its decoded size would exceed `memory_limit_gb`.
+        mean, std: per-channel normalization of uint8/255 images (timm's --mean/--std). null: the training images'
+            own; scripts/finetune.py fills them from the pretrained weights (see --model.normalization).
     """
 
     def __init__(
@@ -90,6 +92,8 @@ class ImageDataModule(LightningDataModule):
         in_memory: bool | None = None,
         memory_limit_gb: float = 8.0,
         unlabelled_root: str | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -158,7 +162,9 @@ class ImageDataModule(LightningDataModule):
             train, val = self._hold_out(train, hp.val_fraction, Stream.VAL_SPLIT)
         if not self.from_disk:
             train, val, test = (self._adapt(image_set) for image_set in (train, val, test))
-        if self.mean is None:  # unless a trained model's were given (normalize_like)
+        if self.mean is None and hp.mean is not None:  # set, e.g. to the pretrained weights' (timm's --mean/--std)
+            self.mean, self.std = given_mean_std(hp.mean, hp.std, self.input_shape[0])
+        if self.mean is None:  # unless set, or a trained model's were given (normalize_like)
             # Statistics of all training classes, so a source and a target task of one dataset share them; from
             # disk, of a sample: decoding every image is what that path avoids.
             sample = FileImages(train, self.input_shape, hp.image_size).sample(2000, hp.split_seed) if self.from_disk \
@@ -286,6 +292,17 @@ class ImageDataModule(LightningDataModule):
         self.train_passes = state.get("train_passes", 0)
         if self.train_sampler is not None:
             self.train_sampler.passes = self.train_passes
+
+
+def given_mean_std(mean: list[float], std: list[float], channels: int) -> tuple[Tensor, Tensor]:
+    """The configured mean and std for images of `channels` channels (one value for every channel, or 3 values for
+    1-channel images: then their mean, as an RGB stem adapted to gray sees the gray image in all three)."""
+    if len(mean) == 3 and channels == 1:  # the channels' statistics differ little (ImageNet's std: 0.224-0.229)
+        mean, std = [sum(mean) / 3], [sum(std) / 3]
+    if len(mean) != channels:
+        raise UserError(f"mean={mean} and std={std} have {len(mean)} values but the images have {channels} channels: "
+                        f"give one value per channel")
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
 
 
 def augmentation_generator(epoch: int, rank: int, device: torch.device | str) -> torch.Generator:

@@ -19,6 +19,14 @@ def check_settings(hp: Any) -> None:
         )
     if hp.memory_limit_gb <= 0:
         raise UserError(f"memory_limit_gb={hp.memory_limit_gb} must be positive")
+    if (hp.mean is None) != (hp.std is None):
+        raise UserError(f"mean={hp.mean} and std={hp.std}: set both (one value per channel), or neither")
+    if hp.mean is not None:
+        refuse_wrong((f"mean={hp.mean} and std={hp.std} must have as many values, 1 or 3",
+                      len(hp.mean) == len(hp.std) and len(hp.mean) in (1, 3)),
+                     (f"std={hp.std} must be positive", all(value > 0 for value in hp.std)))
+        if hp.channels is not None and len(hp.mean) == 1 and hp.channels == 3:
+            raise UserError(f"mean={hp.mean} has one value but channels=3: give three values (one per channel)")
     refuse_wrong((f"crop_padding={hp.crop_padding} must not be negative", hp.crop_padding >= 0),
                  (f"num_workers={hp.num_workers} must not be negative", (hp.num_workers or 0) >= 0))
 

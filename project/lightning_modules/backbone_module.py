@@ -23,7 +23,10 @@ class BackboneModule(LightningModule):
     checkpoint loads with `weights_only=True`; a fine-tuning run reads its `backbone.` weights.
 
     Args:
-        backbone_args: keyword arguments of the backbone class, e.g. `{hidden_sizes: [128, 64]}` for `mlp`.
+        backbone: `mlp`, `cnn`, a torchvision zoo architecture (resnet18, resnet50, mobilenet_v3_small,
+            efficientnet_b0) or `timm:<name>`, any timm model (the [timm] extra), e.g. `timm:convnext_atto`.
+        backbone_args: keyword arguments of the backbone class, e.g. `{hidden_sizes: [128, 64]}` for `mlp`; for timm,
+            of `timm.create_model` (e.g. `{drop_path_rate: 0.1}`).
         input_shape, num_classes, class_names: the data's (C, H, W) and classes, linked in by the scripts.
         lr: peak learning rate (of the head, where a subclass gives the backbone its own).
         scheduler: per-step `cosine` decay, `onecycle` (warm-up then anneal), `warmup_cosine` (a linear warm-up

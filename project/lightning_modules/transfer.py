@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -48,6 +48,10 @@ class TransferClassifier(ImageClassifier):
             labelled image and this many random views of it (the training augmentation's crops and flips), the
             views of one image always in the same cross-validation fold. 0: the images alone.
         pretrained_sha256: if set, the pretrained file must have this hash; recorded after every run.
+        normalization: the mean/std the fine-tuning images are normalized with: `pretrained`, those the weights
+            were trained under (timm's `pretrained_cfg`, torchvision's `weights.transforms()`, a pretraining run's
+            recorded preprocessing), or `target`, the fine-tuning images' own. Explicit --data.mean/--data.std win
+            over both. The weights' input size is --data.image_size's default either way.
     """
 
     plans_lr = True  # the strategy gates and scales each group's lr by epoch
@@ -64,6 +68,7 @@ class TransferClassifier(ImageClassifier):
         lp_fraction: float = 0.5,
         ft_lr_ratio: float = 0.1,
         probe_views: int = 0,
+        normalization: Literal["pretrained", "target"] = "pretrained",
         backbone: BackboneName | None = None,
         backbone_args: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -108,7 +113,7 @@ class TransferClassifier(ImageClassifier):
         """Start from `source`'s weights: the backbone copied strictly, the top `reinit_blocks` drawn afresh."""
         if self.hparams.pretrained is None:
             raise ValueError("load_pretrained on a model built with pretrained=None (the scratch baseline)")
-        source.check_input_shape(self.hparams.input_shape)
+        source.check_input_shape(self.hparams.input_shape, self.backbone.any_input_size)
         rank_zero_info(f"backbone {source.copy_into(self.backbone)}")
         blocks = self.backbone.blocks()
         reinitialize(blocks[len(blocks) - self.hparams.reinit_blocks :])

@@ -19,6 +19,7 @@ from jsonargparse import ArgumentParser
 from project.backbones import build_backbone
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.cli.data_arguments import parse_with_data_defaults
+from project.cli.input_from_weights import fill_data_from_weights
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.seeding import Stream, derived_seed
@@ -83,7 +84,8 @@ def parse(parser: ArgumentParser, args: list[str]):
         raise UserError(f"{str(path)!r} names no model.pretrained: give the backbones to score with --sources")
     if config.random_inits < 1:
         raise UserError(f"--random_inits {config.random_inits} must be at least 1")
-    config.backbone = model.get("backbone")  # what torchvision weights are for
+    config.backbone = model.get("backbone")  # what torchvision or timm weights are for
+    config.model = model  # its normalization: the fine-tuning run's input is the one scored
     return config
 
 
@@ -92,6 +94,8 @@ def check_source(location: str, config) -> SourceReport:
     settings = config.data.as_dict()
     if source.input_shape is not None:  # the images the backbone was pretrained on
         settings["channels"], settings["image_size"] = source.input_shape[0], source.input_shape[1]
+    # The input the fine-tuning run would give it (the weights' mean/std and size by default), random weights alike.
+    fill_data_from_weights(settings, config.model, source.weights_input)
     data = ImageDataModule(**settings)
     data.prepare_data()
     data.setup("fit")
