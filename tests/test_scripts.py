@@ -129,7 +129,7 @@ PAIR_FINETUNE_CONFIGS = [
     "digits_finetune.yaml", "cifar10_distant_finetune.yaml", "cifar10_related_finetune.yaml",
     "cifar10_simclr_finetune.yaml",
 ]
-FINETUNE_CONFIGS = {*PAIR_FINETUNE_CONFIGS, "resnet18_imagefolder.yaml"}
+FINETUNE_CONFIGS = {*PAIR_FINETUNE_CONFIGS, "resnet18_imagefolder.yaml", "timm_convnext_imagefolder.yaml"}
 STUDY_CONFIGS = {"study_digits.yaml", "study_cifar10_related.yaml", "study_cifar10_simclr.yaml"}
 
 
