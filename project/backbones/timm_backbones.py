@@ -67,6 +67,7 @@ class TimmBackbone(nn.Module):
                 f" set --data.image_size={trained_size[0]} (or leave it unset to take the weights' size)"
             )
         self.out_features = self.model.num_features
+        self.block_paths = block_paths(self.model)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
@@ -74,21 +75,8 @@ class TimmBackbone(nn.Module):
     def blocks(self) -> list[nn.Module]:
         """timm's coarse parameter groups (`group_matcher(coarse=True)`: stem, stages, final norm), each as the
         largest modules whose parameters all belong to it."""
-        from timm.models import group_parameters
-
-        groups = group_parameters(self.model, self.model.group_matcher(coarse=True))
-        group_of = {name: index for index, names in groups.items() for name in names}
-        modules: dict[Any, list[nn.Module]] = {index: [] for index in groups}
-        taken: list[str] = []
-        for path, module in self.model.named_modules():
-            if not path or any(path.startswith(f"{outer}.") for outer in taken):
-                continue
-            owners = {group_of[name] for name, _ in module.named_parameters(prefix=path)}
-            if len(owners) == 1:
-                modules[owners.pop()].append(module)
-                taken.append(path)
-        return [parts[0] if len(parts) == 1 else nn.ModuleList(parts)
-                for _, parts in sorted(modules.items()) if parts]
+        modules = [[self.model.get_submodule(path) for path in paths] for paths in self.block_paths]
+        return [parts[0] if len(parts) == 1 else nn.ModuleList(parts) for parts in modules]
 
     def weights_input(self) -> WeightsInput:
         return weights_input(self.name)
@@ -114,6 +102,24 @@ class TimmBackbone(nn.Module):
         return (f"{self.name}: {len(state)} pretrained tensors reused"
                 f"{f'; the stem {adapted[0]} adapted to {self.input_shape[0]} channels' if adapted else ''}; "
                 f"its classifier removed, a new head follows")
+
+
+def block_paths(model: nn.Module) -> list[list[str]]:
+    """The module paths of each of timm's coarse groups, in input-to-output order (found once: the grouping
+    matches every parameter name against timm's patterns)."""
+    from timm.models import group_parameters
+
+    groups = group_parameters(model, model.group_matcher(coarse=True))
+    group_of = {name: index for index, names in groups.items() for name in names}
+    paths: dict[Any, list[str]] = {index: [] for index in groups}
+    for path, module in model.named_modules():
+        inside_taken = any(path.startswith(f"{outer}.") for taken in paths.values() for outer in taken)
+        if not path or inside_taken:
+            continue
+        owners = {group_of[name] for name, _ in module.named_parameters(prefix=path)}
+        if len(owners) == 1:
+            paths[owners.pop()].append(path)
+    return [group for _, group in sorted(paths.items()) if group]
 
 
 def weights_input(name: str) -> WeightsInput:
