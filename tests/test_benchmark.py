@@ -45,3 +45,22 @@ def test_a_batch_size_below_one_exits_2_with_one_line():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "--batch_size 0 must be at least 1" in result.stderr
+
+
+def test_the_backbone_benchmark_prints_a_row_per_case_with_both_phases(capsys):
+    from project.benchmarking.backbone_speed import main as backbone_main
+
+    backbone_main(["--cases=[resnet18@32, timm:test_resnet@48]", "--steps=1", "--batch_size=2", "--epoch_images=100"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(row[0], row[1]) for row in rows] == [("| resnet18", "32"), ("| timm:test_resnet", "48")]
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 and row[4].endswith("× |") for row in rows)
+
+
+@pytest.mark.parametrize("cases", ["[resnet18]", "[resnet18@x]", "[nope@32]"])
+def test_a_bad_backbone_benchmark_case_exits_2_with_one_line(cases, capsys):
+    from project.benchmarking.backbone_speed import main as backbone_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        backbone_main([f"--cases={cases}", "--steps=1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ")

@@ -205,3 +205,21 @@ def test_timm_fine_tuning_under_two_process_ddp_on_cpu(tmp_path, image_folder, t
     assert [p.name for p in run.iterdir()] == ["version_0"]
     assert result.stdout.count("test metrics:") == 1
     assert "normalized with the pretrained weights' mean [0.5, 0.5, 0.5]" in result.stdout
+
+
+def test_transferability_scores_timm_weights_on_the_input_fine_tuning_would_give_them(
+    image_folder, timm_file, tmp_path, monkeypatch, capsys
+):
+    import project.transferability.main as transferability
+
+    config = tmp_path / "finetune.yaml"
+    config.write_text(f"model:\n  backbone: {TINY_TIMM}\ndata:\n  dataset: imagefolder\n  root: {image_folder}\n"
+                      f"  image_size: 32\n  cache_dir: null\n  samples_per_class: 4\n")
+    means = []
+    score = transferability.score_features
+    monkeypatch.setattr(transferability, "score_features",
+                        lambda backbone, data, seed: means.append(data.mean.tolist()) or score(backbone, data, seed))
+    transferability.main([f"--finetune_config={config}", f"--sources=[{timm_file}]", "--random_inits=2"])
+    out = capsys.readouterr().out
+    assert f"| {timm_file} | pretrained |" in out and f"| {TINY_TIMM}, same architecture | random ×2 |" in out
+    assert means == [[0.5, 0.5, 0.5]] * 3  # the weights' normalization, for them and for the random baselines
