@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from project.backbones import BACKBONES, CNNBackbone, MLPBackbone, TorchvisionBackbone, build_backbone
+from project.backbones import BACKBONES, Backbone, CNNBackbone, MLPBackbone, TorchvisionBackbone, build_backbone
 from project.errors import UserError
 
 
@@ -76,7 +76,8 @@ def test_cnn_construction_leaves_batch_norm_statistics_at_their_defaults():
 def test_build_backbone_by_name_accepts_a_list_shape_from_a_config(name):
     model = build_backbone(name, [1, 28, 28])
     expected = {"mlp": MLPBackbone, "cnn": CNNBackbone}.get(name, TorchvisionBackbone)
-    assert isinstance(model, expected)
+    assert isinstance(model, expected) and isinstance(model, Backbone)  # the written contract
+    assert tuple(model.input_shape) == (1, 28, 28)
     model.eval()
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, model.out_features)
 

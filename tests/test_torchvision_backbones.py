@@ -5,7 +5,8 @@ import torch
 import torchvision
 from tiny_settings import TINY_RUN
 
-from project.backbones import TorchvisionBackbone, build_backbone
+from project.backbones import LibraryBackbone, TorchvisionBackbone, build_backbone
+from project.backbones.torchvision_zoo import weights_input as torchvision_weights_input
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.cli.training import run_experiment
 from project.errors import UserError
@@ -28,10 +29,27 @@ def resnet18_file(tmp_path_factory):
 )
 def test_zoo_backbones_return_pooled_features_without_their_classifier(arch, features):
     backbone = build_backbone(arch, (3, 32, 32))
+    assert isinstance(backbone, LibraryBackbone) and backbone.any_input_size
     assert backbone.out_features == features
     assert backbone.eval()(torch.rand(2, 3, 32, 32)).shape == (2, features)
-    in_blocks = {id(p) for block in backbone.blocks() for p in block.parameters()}
+    in_blocks = [id(p) for block in backbone.blocks() for p in block.parameters()]
+    assert len(in_blocks) == len(set(in_blocks))  # no weight in two blocks
     assert all(id(p) in in_blocks for p in backbone.parameters())  # blocks cover every weight
+
+
+@pytest.mark.parametrize(("weights", "size"), [("IMAGENET1K_V1", 224), ("DEFAULT", 224)])
+def test_torchvision_weights_say_the_input_they_were_trained_under(weights, size):
+    expected = torchvision.models.ResNet50_Weights.IMAGENET1K_V2 if weights == "DEFAULT" else \
+        torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    spec = torchvision_weights_input("resnet50", weights)
+    assert spec.mean == (0.485, 0.456, 0.406) and spec.std == (0.229, 0.224, 0.225) and spec.image_size == size
+    assert spec.origin == f"torchvision ResNet50_Weights.{expected.name}"
+
+
+def test_torchvision_weights_without_a_torchvision_backbone_name_the_choices():
+    with pytest.raises(UserError, match="names torchvision weights but --model.backbone is None: set it to the "
+                                        "torchvision architecture they are for, one of \\['resnet18'"):
+        PretrainedBackbone.open("torchvision:IMAGENET1K_V1", None)
 
 
 def test_weights_from_a_local_file_are_loaded_exactly(resnet18_file):
