@@ -137,7 +137,7 @@ def run_weights_input(checkpoint: dict[str, Any], path: Path) -> WeightsInput | 
     if not recorded or "mean" not in recorded:
         return None
     return WeightsInput(tuple(recorded["mean"]), tuple(recorded["std"]), recorded["input_shape"][1],
-                        f"the pretraining run's ({path})")
+                        f"recorded by the pretraining run {path}")
 
 
 def checked_sha256(path: Path, expected: str | None) -> str:
