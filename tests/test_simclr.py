@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint, load_checkpoint
@@ -241,3 +242,25 @@ def test_the_probe_with_views_is_fit_on_each_image_and_its_crops_and_flips(tmp_p
     torch.testing.assert_close(model.head.weight, probe.weight)
     plain = fit_logistic_probe(torch.cat(features[: len(features) // 3]), data.train_set.labels, seed=42)
     assert not torch.allclose(model.head.weight, plain.weight)  # the views changed the probe
+
+
+@pytest.mark.parametrize("script", ["evaluate", "predict", "export"])
+def test_the_classification_tools_refuse_a_simclr_checkpoint_in_one_line(tmp_path, script, capsys):
+    from project.inference.evaluate import main as evaluate_main
+    from project.inference.export import main as export_main
+    from project.inference.predict import main as predict_main
+
+    fit_and_test(SimCLRPretraining, ["--config", str(config_path("digits_pretrain.yaml")), *TINY_RUN, *SIMCLR])
+    run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    before = sorted(path.name for path in run.rglob("*"))
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    main, extra = {"evaluate": (evaluate_main, []), "predict": (predict_main, [str(image)]),
+                   "export": (export_main, [])}[script]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt_path", str(run), *extra])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "is a SimCLRPretraining checkpoint: a backbone without a classifier" in err and "fine-tune it first" in err
+    assert sorted(path.name for path in run.rglob("*")) == before  # nothing written into the run

@@ -41,6 +41,12 @@ def load_trained_model(location: str | Path, device: torch.device | str = "cpu")
             f"{str(path)!r} does not say which model wrote it or what its input must be: give a checkpoint written "
             f"by this version's scripts/pretrain.py or scripts/finetune.py"
         )
+    if not issubclass(model_class, ImageClassifier):  # e.g. SimCLR: features, no classifier to evaluate or export
+        raise UserError(
+            f"{str(path)!r} is a {model_class.__name__} checkpoint: a backbone without a classifier, so it has no "
+            f"classes to evaluate, predict or export; fine-tune it first (python scripts/finetune.py "
+            f"--model.pretrained={path}) and use the fine-tuned run"
+        )
     try:
         model = model_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except (RuntimeError, TypeError) as error:  # weights or arguments that do not fit the class the file names
