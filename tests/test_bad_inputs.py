@@ -83,6 +83,8 @@ def checksums(*folders: Path) -> dict[str, str]:
     return sums
 
 
+EXPERIMENT_HELP = ("name the run's folder under --output_dir with one plain name (no '/', '..' or control characters), "
+                   "e.g. --experiment=my_images")
 # (case id, script, arguments, the expected stderr line); {name} is a path of the world, {cwd} the case's folder.
 CASES = [
     # Options that do not parse: one line naming the option, the value and what it takes (was ~65 lines of usage).
@@ -261,6 +263,16 @@ CASES = [
     ("T01", "report", ["{cwd}/nope"],
      "run folder '{cwd}/nope' does not exist: pass lightning_logs/<experiment>/version_N"),
     ("C01", "transferability", ["--sources=[{ckpt_not_torch}]"], "'{ckpt_not_torch}' is not a readable checkpoint:"),
+    # Experiment names are one folder name: never a path out of --output_dir, nor one no folder can have (audit D6).
+    ("N01", "pretrain", ["--output_dir={cwd}/out", "--experiment=../../escaped"], "--experiment '../../escaped' is a "
+     f"path, not one folder name: {EXPERIMENT_HELP}"),
+    ("N02", "pretrain", ["--output_dir={cwd}/out", "--experiment={cwd}/abs"], "--experiment '{cwd}/abs' is a path, "
+     f"not one folder name: {EXPERIMENT_HELP}"),
+    ("N03", "finetune", ["--output_dir={cwd}/out", "--experiment="], f"--experiment '' is empty: {EXPERIMENT_HELP}"),
+    ("N04", "pretrain", ["--output_dir={cwd}/out", f"--experiment={'x' * 300}"], f"--experiment '{'x' * 300}' is over "
+     f"200 bytes: {EXPERIMENT_HELP}"),
+    ("N05", "pretrain", ["--output_dir={cwd}/out", "--experiment=a\nb"], "--experiment 'a\\nb' has control "
+     f"characters: {EXPERIMENT_HELP}"),
 ]
 
 

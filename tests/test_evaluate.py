@@ -136,3 +136,13 @@ def test_weights_that_do_not_fit_their_architecture_exit_2_naming_the_file(runs,
     error = capsys.readouterr().err
     assert exit_info.value.code == 2 and "edited.ckpt' holds weights that do not fit" in error
     assert error.count("\n") == 1
+
+
+def test_a_class_name_with_a_newline_stays_on_its_own_line_of_the_table():
+    from project.inference.evaluate import report
+
+    per_class = [{"class": "a\nforged", "samples": 2, "accuracy": 0.5}, {"class": "b", "samples": 1, "accuracy": 1.0}]
+    results = {"checkpoint": "x.ckpt", "data": {"dataset": "imagefolder"}, "samples": 3, "loss": 0.1,
+               "accuracy": 0.66, "per_class": per_class}
+    table = report(results).splitlines()[6:]
+    assert table == ["a\\nforged    0.5000       2", "b            1.0000       1"]

@@ -101,3 +101,30 @@ def test_a_missing_checkpoint_exits_2_with_one_line(images, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: checkpoint 'missing.ckpt' does not exist") and err.count("\n") == 1
+
+
+HOSTILE_NAMES = ["=cmd|' /C calc'!A0", "a\nforged: line", "+1", "@SUM(A1)", "-2"]
+
+
+@pytest.fixture(scope="module")
+def hostile_checkpoint(run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's checkpoint with class names a hostile sender could store in one (checkpoints are exchanged)."""
+    from tiny_runs import best_checkpoint
+
+    checkpoint = torch.load(best_checkpoint(run), weights_only=True)
+    checkpoint["preprocessing"]["class_names"] = HOSTILE_NAMES
+    checkpoint["hyper_parameters"]["class_names"] = HOSTILE_NAMES
+    path = tmp_path_factory.mktemp("hostile") / "hostile_names.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_class_names_are_data_never_formulas_or_extra_lines(hostile_checkpoint, images, tmp_path, capsys):
+    csv_file = tmp_path / "predictions.csv"
+    predict_main(["--ckpt_path", str(hostile_checkpoint), str(images / "gray28.png"), "--top_k=5",
+                  f"--output_csv={csv_file}"])
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith(str(images / "gray28.png")) and "a\\nforged: line" in out[0]
+    (row,) = read_rows(csv_file)
+    names = [row[f"class_{k}"] for k in range(1, 6)]
+    assert sorted(names) == sorted(["'=cmd|' /C calc'!A0", "a\nforged: line", "'+1", "'@SUM(A1)", "'-2"])

@@ -17,7 +17,7 @@ from project.checkpoints.atomic_io import AtomicCheckpointIO
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.checkpoints.resume import check_resume_fits, find_resume
 from project.cli.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
-from project.cli.run_folders import check_output_dir, run_folder
+from project.cli.run_folders import check_experiment_name, check_output_dir, run_folder
 from project.errors import UserError
 from project.lightning_modules import OBJECTIVES
 
@@ -58,6 +58,7 @@ class ExperimentCLI(LightningCLI):
                 f"{self.model_class.__name__}: pretraining objectives are for scripts/pretrain.py"
             )
         check_output_dir(config["output_dir"])
+        check_experiment_name(config["experiment"])
         every_n_steps = config["checkpoint_every_n_steps"]
         if every_n_steps is not None and every_n_steps < 1:
             raise UserError(f"checkpoint_every_n_steps={every_n_steps} must be a positive number of steps")

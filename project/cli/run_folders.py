@@ -14,6 +14,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from project.checkpoints.files import version_number
 from project.checkpoints.resume import Resume
 from project.errors import UserError
+from project.shown_text import shown
 
 SLURM_JOB_FILE = "slurm_job_id"
 
@@ -28,6 +29,20 @@ def check_output_dir(output_dir: str) -> None:
         raise UserError(f"--output_dir {output_dir!r} is under the file {str(existing)!r}: give a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"--output_dir {output_dir!r}: {str(existing)!r} is not writable: give a folder you can write")
+
+
+MAX_EXPERIMENT_BYTES = 200  # a folder name's limit is 255 bytes on common file systems; room for what follows
+
+
+def check_experiment_name(name: str) -> None:
+    """An experiment is one folder name under --output_dir: never a path that leaves it, nor one no folder can have."""
+    wrong = ("is empty" if not name else
+             "is a path, not one folder name" if "/" in name or "\\" in name or name in (".", "..") else
+             "has control characters" if not name.isprintable() else
+             f"is over {MAX_EXPERIMENT_BYTES} bytes" if len(name.encode()) > MAX_EXPERIMENT_BYTES else None)
+    if wrong:
+        raise UserError(f"--experiment '{shown(name)}' {wrong}: name the run's folder under --output_dir with one "
+                        f"plain name (no '/', '..' or control characters), e.g. --experiment=my_images")
 
 
 def slurm_job_id() -> str | None:

@@ -21,6 +21,7 @@ from project.figures import confusion_matrix_figure
 from project.inference.loading import add_model_arguments, inference_device, load_trained_model
 from project.lightning_modules import ImageClassifier
 from project.output_files import output_folder, run_folder, unused_stem
+from project.shown_text import shown
 
 SUFFIXES = (".json", "_confusion.png")
 
@@ -123,7 +124,7 @@ def class_accuracy(matrix: torch.Tensor, index: int) -> float | None:
 
 def report(results: dict) -> str:
     """The numbers as printed: totals, then one line per class."""
-    width = max(len("class"), *(len(row["class"]) for row in results["per_class"]))
+    width = max(len("class"), *(len(shown(row["class"])) for row in results["per_class"]))
     lines = [
         f"checkpoint: {results['checkpoint']}",
         f"data:       {results['data']['dataset']}, test split, {results['samples']} images",
@@ -134,5 +135,5 @@ def report(results: dict) -> str:
     ]
     for row in results["per_class"]:
         accuracy = "–" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
-        lines.append(f"{row['class']:<{width}}  {accuracy:>8}  {row['samples']:>6}")
+        lines.append(f"{shown(row['class']):<{width}}  {accuracy:>8}  {row['samples']:>6}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from project.errors import UserError, exits_on_user_error
 from project.inference.images import input_files, read_image
 from project.inference.loading import add_model_arguments, inference_device, load_trained_model
 from project.lightning_modules import ImageClassifier
+from project.shown_text import shown, spreadsheet_cell
 
 BATCH_SIZE = 64  # images decoded and predicted at a time: bounds memory for folders of any size
 
@@ -42,7 +43,7 @@ def main(args: list[str] | None = None) -> None:
         top_k = min(config.top_k, len(model.preprocessing["class_names"]))
         predictions = []
         for path, top in predict(model, files, top_k):
-            print(f"{path}: " + ", ".join(f"{name} {probability:.3f}" for name, probability in top))
+            print(f"{shown(str(path))}: " + ", ".join(f"{shown(name)} {probability:.3f}" for name, probability in top))
             predictions.append((path, top))
         if not predictions:
             raise UserError(f"none of the {len(files)} files could be read as an image: see the messages above")
@@ -91,4 +92,5 @@ def write_csv(path: Path, predictions: list[Prediction], top_k: int) -> None:
         writer = csv.writer(file)
         writer.writerow(header)
         for image, top in predictions:
-            writer.writerow([str(image), *(value for name, probability in top for value in (name, probability))])
+            cells = (value for name, probability in top for value in (spreadsheet_cell(name), probability))
+            writer.writerow([spreadsheet_cell(str(image)), *cells])
