@@ -15,6 +15,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from project.callbacks.best_checkpoint import BestCheckpoint
 from project.callbacks.interruption import RunInterrupted, StopOnSignal, last_checkpoint_path
 from project.callbacks.phase_timer import PhaseTimer
+from project.cli.config_files import check_config_files
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.run_folders import record_slurm_job
 from project.data import ImageDataModule
@@ -51,7 +52,10 @@ def pretraining_class(args: list[str]) -> type[LightningModule]:
     for index, arg in enumerate(args):
         if arg == "--config" and index + 1 < len(args) or arg.startswith("--config="):
             path = Path(arg.split("=", 1)[1] if "=" in arg else args[index + 1])
-            content = yaml.safe_load(path.read_text()) if path.is_file() else None
+            try:
+                content = yaml.safe_load(path.read_text()) if path.is_file() else None
+            except (yaml.YAMLError, OSError, UnicodeDecodeError):  # the parser reads it again, and says what is wrong
+                content = None
             if isinstance(content, dict) and "objective" in content:
                 objective = content["objective"]
         elif arg.startswith("--objective="):
@@ -90,6 +94,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
     """
     lightning_info_to_stdout()
     start = time.perf_counter()
+    check_config_files(args)
     cli = ExperimentCLI(
         model_class,
         ImageDataModule,
