@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import torch
 
+from project.checkpoints.run_claims import writer_of
 from project.errors import UserError
 
 CHECKPOINT_PATTERNS = {"best": "best-*.ckpt", "last": "last.ckpt"}
@@ -29,7 +30,8 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
     experiment folder. `best` is the checkpoint the run selected: best-*.ckpt, or last.ckpt for a run that
     selected its last epoch (`--model_selection=last_epoch`).
 
-    In an experiment folder the newest run (highest N) that holds the wanted checkpoint wins.
+    In an experiment folder the newest run (highest N) that holds the wanted checkpoint wins; for `best`, a run
+    another process is still training is passed over (its checkpoint is not yet the run's selection).
     """
     path = Path(location)
     if path.is_file():
@@ -44,6 +46,12 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
         runs = [path.parent]
     else:
         runs = sorted(path.glob("version_*"), key=version_number, reverse=True)
+        if which == "best":
+            busy = [run for run in runs if writer_of(run) is not None]
+            if busy:
+                print(f"note: passing over {', '.join(str(run) for run in busy)}: still being trained "
+                      f"({writer_of(busy[0])}); taking the newest finished run")
+            runs = [run for run in runs if run not in busy]
     for run in runs:
         pattern = CHECKPOINT_PATTERNS["last" if which == "best" and selects_last_epoch(run) else which]
         found = sorted((run / "checkpoints").glob(pattern), key=lambda p: p.stat().st_mtime)

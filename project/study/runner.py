@@ -137,7 +137,7 @@ def preview_run(args: list[str]) -> ExperimentCLI:
     training or writing anything; returns what it built."""
     cli = ExperimentCLI(
         TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
-        auto_configure_optimizers=False,
+        auto_configure_optimizers=False, claims_run_folder=False,
     )
     cli.datamodule.setup("fit")
     check_run_settings(cli.trainer, cli.datamodule, cli.config["model_selection"], resuming=False)

@@ -1,0 +1,92 @@
+"""Which process is writing a run folder: a `.running` file it creates exclusively when it starts (its pid and
+host) and removes when it stops. Two runs or two resumes never write into one folder, and "the newest run" of an
+experiment never means one that another process is still training. A marker left by a killed process (its pid
+gone on this host) is stale and taken over; on another host it cannot be checked, so the message says how to
+remove it."""
+
+import os
+import socket
+from pathlib import Path
+
+from project.errors import UserError
+
+RUNNING_MARKER = ".running"
+
+
+def writer_of(run: Path) -> str | None:
+    """`pid N on HOST` of the live process writing `run`, or None (no marker, or a stale one)."""
+    try:
+        pid, host = (run / RUNNING_MARKER).read_text().split(maxsplit=1)
+    except (OSError, ValueError):
+        return None
+    if host.strip() == socket.gethostname() and not process_alive(int(pid)):
+        return None
+    return f"pid {pid} on {host.strip()}"
+
+
+def process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def claim_run(run: Path, take_over: bool = False) -> None:
+    """Mark `run` as written by this process; refused if a live process already writes it, unless `take_over`
+    (a requeued SLURM job, whose earlier start on another node left the marker)."""
+    marker = run / RUNNING_MARKER
+    content = f"{os.getpid()} {socket.gethostname()}\n"
+    while True:
+        try:
+            with open(marker, "x") as file:  # exclusive creation: of two processes, one wins
+                file.write(content)
+            return
+        except FileExistsError:
+            writer = writer_of(run)
+            if writer is not None and not take_over:
+                raise UserError(
+                    f"another process ({writer}) is training in {str(run)!r}: wait for it to finish, or start a new "
+                    f"run without --ckpt_path (if no process writes there any more, delete {str(marker)!r})"
+                ) from None
+            marker.unlink(missing_ok=True)  # stale: its process is gone; retry the exclusive creation
+        except OSError as error:
+            raise UserError(f"cannot write into the run folder {str(run)!r} ({error.strerror}): give an --output_dir "
+                            f"you can write in") from error
+
+
+def release_run(run: Path) -> None:
+    """This process no longer writes `run` (its marker, if it is this process's, is removed)."""
+    marker = run / RUNNING_MARKER
+    try:
+        if marker.read_text().split()[0] == str(os.getpid()):
+            marker.unlink()
+    except (OSError, IndexError):
+        pass
+
+
+def claim_new_run(experiment_dir: Path) -> tuple[int, list[Path]]:
+    """Create the next `version_N` under `experiment_dir` (atomically: of two processes, each gets its own) and
+    mark it as this process's; returns N and the folders created (the run folder first)."""
+    created = [folder for folder in (experiment_dir, *experiment_dir.parents) if not folder.exists()]
+    try:
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        versions = [int(p.name.removeprefix("version_")) for p in experiment_dir.glob("version_*")
+                    if p.name.removeprefix("version_").isdigit()]
+        version = max(versions, default=-1) + 1
+        while True:
+            try:
+                (experiment_dir / f"version_{version}").mkdir()
+                break
+            except FileExistsError:  # another process took it between the listing and now
+                version += 1
+    except OSError as error:
+        raise UserError(f"cannot create a run folder under {str(experiment_dir)!r} ({error.strerror}): give an "
+                        f"--output_dir you can write in") from error
+    run = experiment_dir / f"version_{version}"
+    claim_run(run)
+    return version, [run, *created]
