@@ -82,7 +82,10 @@ def test_the_weights_size_is_the_default_and_a_size_far_from_it_is_warned(image_
     result = fit_and_test(TransferClassifier, library_finetune(image_folder, backbone, weights[backbone],
                                                                "--data.image_size=null"))
     assert tuple(result.model.hparams.input_shape) == (3, 160, 160)
-    assert "160×160 px (the weights' size)" in capsys.readouterr().out  # in the run's summary
+    summary = capsys.readouterr().out
+    assert "input:        3×160×160, mean [0.5, 0.5, 0.5] std [0.5, 0.5, 0.5]; size: the weights', normalized with " \
+           "the pretrained weights' statistics (timm test_resnet.r160_in1k pretrained_cfg, the default for a " \
+           "timm:test_resnet.r160_in1k state-dict file;" in summary
     with pytest.warns(UserWarning, match="--data.image_size=32 is far from the 160 px the pretrained weights"):
         fit_and_test(TransferClassifier, library_finetune(image_folder, backbone, weights[backbone],
                                                           "--data.image_size=32", "--experiment=small"))

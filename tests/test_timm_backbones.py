@@ -204,7 +204,8 @@ def test_timm_fine_tuning_under_two_process_ddp_on_cpu(tmp_path, image_folder, t
     run = tmp_path / "lightning_logs" / "timm_convnext_imagefolder"
     assert [p.name for p in run.iterdir()] == ["version_0"]
     assert result.stdout.count("test metrics:") == 1
-    assert "normalized with the pretrained weights' mean [0.5, 0.5, 0.5]" in result.stdout
+    assert "3×32×32, mean [0.5, 0.5, 0.5] std [0.5, 0.5, 0.5]; size as set (the weights': 160 px), normalized with " \
+           "the pretrained weights' statistics" in result.stdout
 
 
 def test_transferability_scores_timm_weights_on_the_input_fine_tuning_would_give_them(

@@ -9,7 +9,7 @@ The LightningModule only receives the weights (`TransferClassifier.load_pretrain
 """
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,9 @@ class PretrainedBackbone:
             return cls(str(path), sha256, name, args, shape, state, run_weights_input(content, path), pretraining)
         if isinstance(content, dict) and content and all(isinstance(v, Tensor) for v in content.values()):
             arch = library_architecture(backbone, str(path))
-            return cls(str(path), sha256, arch, backbone_args, None, content, library_weights_input(arch))
+            default = library_weights_input(arch)  # a state dict records no input: the architecture's default weights'
+            weights_input = replace(default, origin=f"{default.origin}, the default for a {arch} state-dict file")
+            return cls(str(path), sha256, arch, backbone_args, None, content, weights_input)
         raise UserError(
             f"{str(path)!r} is neither a checkpoint of this project (no state_dict) nor a model's state dict: "
             f"give a pretraining run's checkpoint or a file saved with torch.save(model.state_dict(), ...)"

@@ -5,17 +5,19 @@ run is tested with and hands on) and `--checkpoint_every_n_steps`. Before anythi
 resume and the pretrained source are read and checked, so a mistake stops the run with nothing written.
 """
 
+import shutil
 from pathlib import Path
 from typing import Literal
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 
 from project.callbacks.defaults import default_callbacks
 from project.checkpoints.atomic_io import AtomicCheckpointIO
 from project.checkpoints.pretrained import PretrainedBackbone
 from project.checkpoints.resume import check_resume_fits, find_resume
+from project.checkpoints.run_claims import claim_new_run, claim_run, release_run
 from project.cli.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
 from project.cli.run_folders import check_experiment_name, check_output_dir, run_folder
 from project.errors import UserError
@@ -38,7 +40,17 @@ RUN_ARGUMENTS = [  # (name, type, default, help): the run's own settings, beside
 
 
 class ExperimentCLI(LightningCLI):
-    """LightningCLI plus the run's settings; the data's classes and shape are linked into the model."""
+    """LightningCLI plus the run's settings; the data's classes and shape are linked into the model.
+
+    A run's folder is claimed when its Trainer is built (`claims_run_folder`; a study's preview of a run claims
+    nothing): a new `version_N` created atomically, or the resumed one, marked as this process's until it stops.
+    """
+
+    def __init__(self, *args, claims_run_folder: bool = True, **kwargs) -> None:
+        self.claims_run_folder = claims_run_folder
+        self.claimed_run: Path | None = None  # the run folder this process writes (rank 0)
+        self.created_folders: list[Path] = []  # what the claim created, the run folder first
+        super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name, kind, default, help_text in RUN_ARGUMENTS:
@@ -82,7 +94,6 @@ class ExperimentCLI(LightningCLI):
         model["pretrained"], model["pretrained_sha256"] = source.source, source.sha256
         model["backbone"], model["backbone_args"] = source.backbone, source.backbone_args
         self.input_note = fill_data_from_weights(config["data"], model, source.weights_input)
-        rank_zero_info(f"input: {self.input_note}")
 
     def instantiate_trainer(self, **kwargs):
         """The model receives its pretrained weights (or is checked against the checkpoint it resumes), then the
@@ -93,8 +104,15 @@ class ExperimentCLI(LightningCLI):
         if self.resume is not None:
             check_resume_fits(self.resume, self.model)
         output_dir, experiment, version = run_folder(self.config["output_dir"], self.config["experiment"], self.resume)
+        continuing = version is not None  # a resume, or a requeued SLURM job: its folder exists already
+        if self.claims_run_folder and rank_zero_only.rank == 0:  # other DDP ranks take rank 0's folder (broadcast)
+            if version is None:
+                version, self.created_folders = claim_new_run(Path(output_dir) / experiment)
+            else:  # a resume, or a SLURM job requeued into the folder it started (its own earlier marker)
+                claim_run(Path(output_dir) / experiment / f"version_{version}", take_over=self.resume is None)
+            self.claimed_run = Path(output_dir) / experiment / f"version_{version}"
         folder = TensorBoardLogger(output_dir, name=experiment, version=version, default_hp_metric=False)
-        if version is not None:  # continuing a run: keep its first config.yaml, record this start's beside it
+        if continuing:  # keep the run's first config.yaml, record this start's beside it
             configs = sum(1 for _ in Path(folder.log_dir).glob("config*.yaml"))
             self.save_config_kwargs["config_filename"] = f"config-resume-{configs}.yaml"
         logger = self.config_init["trainer"].get("logger")
@@ -110,4 +128,23 @@ class ExperimentCLI(LightningCLI):
             bool(logger), self.config["checkpoint_every_n_steps"], self.config["model_selection"],
             self.model.selection_metric,
         )
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except BaseException:  # e.g. a GPU asked for where there is none: the run never starts
+            self.abandon_run_folder()
+            raise
+
+    def abandon_run_folder(self) -> None:
+        """A run that stops before its first step leaves nothing: the folders its claim created are removed (an
+        existing run it resumed keeps everything but this process's marker)."""
+        if self.created_folders:
+            shutil.rmtree(self.created_folders[0], ignore_errors=True)
+            for folder in self.created_folders[1:]:  # its experiment and output folders, if they are empty now
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            self.created_folders = []
+        self.release_run_folder()
+
+    def release_run_folder(self) -> None:
+        if self.claimed_run is not None:
+            release_run(self.claimed_run)

@@ -17,42 +17,58 @@ FAR_FROM_TRAINED_SIZE = 1.5  # a factor either way: past it, the size is said to
 
 def fill_data_from_weights(data: Any, model: Any, weights: WeightsInput | None) -> str:
     """Set the data config's `mean`/`std` (unless set, or `model.normalization` is `target`) and its `image_size`
-    (unless set) from `weights`; returns one line saying what the run's input is."""
-    size_note = ""
-    if weights is not None and weights.image_size is not None:
-        if data["image_size"] is None:
-            data["image_size"] = weights.image_size
-            size_note = f", {weights.image_size}×{weights.image_size} px (the weights' size)"
-        elif not 1 / FAR_FROM_TRAINED_SIZE <= data["image_size"] / weights.image_size <= FAR_FROM_TRAINED_SIZE:
-            rank_zero_warn(
-                f"--data.image_size={data['image_size']} is far from the {weights.image_size} px the pretrained "
-                f"weights were trained at ({weights.origin}), which often costs transfer accuracy: unset it to take "
-                f"the weights' size, if the time per epoch allows"
-            )
+    (unless set) from `weights`; returns why the run's input is what it is, in words."""
+    return f"{size_from_weights(data, weights)}, normalized with {normalization_from_weights(data, model, weights)}"
+
+
+def size_from_weights(data: Any, weights: WeightsInput | None) -> str:
+    """The weights' size as `image_size` unless one is set (warned about when far from theirs); says which."""
+    size, trained = data["image_size"], None if weights is None else weights.image_size
+    if trained is None:
+        return "size: the images' own" if size is None else "size as set"
+    if size is None:
+        data["image_size"] = trained
+        return "size: the weights'"
+    if not 1 / FAR_FROM_TRAINED_SIZE <= size / trained <= FAR_FROM_TRAINED_SIZE:
+        rank_zero_warn(
+            f"--data.image_size={size} is far from the {trained} px the pretrained weights were trained at "
+            f"({weights.origin}), which often costs transfer accuracy: unset it to take the weights' size, if the "
+            f"time per epoch allows"
+        )
+    return f"size as set (the weights': {trained} px)"
+
+
+def normalization_from_weights(data: Any, model: Any, weights: WeightsInput | None) -> str:
+    """The weights' mean/std as the data's unless set, or the target's own is asked for; says which."""
     if data["mean"] is not None:
-        return f"normalized with --data.mean={data['mean']} --data.std={data['std']} (as set){size_note}"
+        return "--data.mean/--data.std as set"
     if weights is None:
-        return f"normalized with the target images' own mean/std (the pretrained source records none){size_note}"
+        return "the target images' own statistics (the pretrained source records none)"
     if model.get("normalization", "pretrained") == "target":
-        return f"normalized with the target images' own mean/std (--model.normalization=target){size_note}"
+        return "the target images' own statistics (--model.normalization=target)"
     data["mean"], data["std"] = list(weights.mean), list(weights.std)
-    return (f"normalized with the pretrained weights' mean {rounded(weights.mean)} std {rounded(weights.std)} "
-            f"({weights.origin}; --model.normalization=target for the target images' own){size_note}")
+    return (f"the pretrained weights' statistics ({weights.origin}; --model.normalization=target for the target "
+            f"images' own)")
 
 
 def fill_data_from_checkpoint(data: Any, preprocessing: dict[str, Any] | None) -> str:
     """A resumed run takes the input its checkpoint was trained under, whatever this command leaves unset."""
     if not preprocessing:
-        return "normalized as the data's own statistics (the resumed checkpoint records none)"
+        return "normalized with the data's own statistics (the resumed checkpoint records none)"
     channels, height, width = preprocessing["input_shape"]
     if data["channels"] not in (None, channels):  # another model: the resume check names the difference
-        return "normalized as the data's own statistics (the resumed checkpoint's model takes other images)"
+        return "normalized with the data's own statistics (the resumed checkpoint's model takes other images)"
     if data["image_size"] is None and height == width:
         data["image_size"] = height
     if data["mean"] is None:
         data["mean"], data["std"] = list(preprocessing["mean"]), list(preprocessing["std"])
-    return (f"normalized with mean {rounded(data['mean'])} std {rounded(data['std'])}, the resumed checkpoint's "
-            f"(its run trained under them)")
+    return "size and normalization: the resumed checkpoint's (its run trained under them)"
+
+
+def input_line(input_shape: tuple[int, int, int], mean: list[float], std: list[float], why: str) -> str:
+    """The run's input, its values and why: what the run summary and the start of a run print."""
+    channels, height, width = input_shape
+    return f"{channels}×{height}×{width}, mean {rounded(mean)} std {rounded(std)}; {why}"
 
 
 def rounded(values: list[float] | tuple[float, ...]) -> list[float]:

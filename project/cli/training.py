@@ -1,7 +1,6 @@
 """One training run from the command line: parse, fit, test the selected checkpoint, print where everything is."""
 
 import logging
-import shutil
 import sys
 import time
 import warnings
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from project.callbacks.best_checkpoint import BestCheckpoint
@@ -17,6 +17,7 @@ from project.callbacks.interruption import RunInterrupted, StopOnSignal, last_ch
 from project.callbacks.phase_timer import PhaseTimer
 from project.cli.config_files import check_config_files
 from project.cli.experiment_cli import ExperimentCLI
+from project.cli.input_from_weights import input_line
 from project.cli.run_folders import record_slurm_job
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
@@ -106,6 +107,21 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         # LightningCLI's --optimizer/--lr_scheduler would silently replace them.
         auto_configure_optimizers=False,
     )
+    try:
+        return train_and_test(cli, start)
+    except BaseException:
+        # A run that fails before its first step (a setting its data refuses, a NaN loss, a Trainer option this
+        # machine cannot run) leaves no folder behind; one with a checkpoint (a signal's last.ckpt) is kept.
+        run = cli.claimed_run
+        if cli.trainer.global_step == 0 and not (run is not None and any(run.rglob("*.ckpt"))):
+            cli.abandon_run_folder()
+        raise
+    finally:
+        cli.release_run_folder()
+
+
+def train_and_test(cli: ExperimentCLI, start: float) -> RunResult:
+    """Set the data up and check it, fit, then test the selected checkpoint; print the summary."""
     ckpt_path = str(cli.resume.path) if cli.resume else None
     trainer, data = cli.trainer, cli.datamodule
     # The data is loaded and checked before fit, so a bad setting stops the run before it writes anything.
@@ -113,25 +129,17 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         data.prepare_data()
     data.setup("fit")
     data_seconds = time.perf_counter() - start  # parsing, building, and reading (or decoding) the data
+    input_note = cli.input_note and input_line(data.input_shape, data.mean.tolist(), data.std.tolist(), cli.input_note)
+    if input_note:
+        rank_zero_info(f"input: {input_note}")
     check_run_settings(trainer, data, cli.config["model_selection"], resuming=ckpt_path is not None)
     run_folder = Path(trainer.log_dir)
-    # The folders this run would create, from the run folder up: removed again if it fails before its first step.
-    new_folders = [folder for folder in (run_folder, *run_folder.parents) if not folder.exists()]
-    new_run = bool(new_folders)
     if trainer.is_global_zero:
         record_slurm_job(trainer.log_dir)
     try:
         trainer.fit(cli.model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException as stop:
         raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
-    except UserError:
-        # A run that fails before its first step (a setting its data refuses, a NaN loss) leaves no folder behind.
-        if new_run and trainer.global_step == 0 and trainer.is_global_zero and not any(run_folder.rglob("*.ckpt")):
-            shutil.rmtree(run_folder, ignore_errors=True)
-            for folder in new_folders[1:]:  # its experiment and output folders, if they are empty now
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
-        raise
     if cli.resume is not None and trainer.global_step == cli.resume.checkpoint.get("global_step"):
         print(f"note: {ckpt_path} had finished max_epochs={trainer.max_epochs} already: nothing was trained, "
               f"its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
@@ -149,7 +157,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
     seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:
-        print_summary(log_dir, trainer.logger is not None, selected, metrics, seconds, cli.input_note)
+        print_summary(log_dir, trainer.logger is not None, selected, metrics, seconds, input_note)
     return RunResult(
         metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc, seconds
     )

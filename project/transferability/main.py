@@ -50,8 +50,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--finetune_config", type=str, default=str(config_path("digits_finetune.yaml")),
                         help="the fine-tuning config that defines the target task (its data section)")
     parser.add_argument("--sources", type=list[str] | None, default=None,
-                        help="checkpoints, run or experiment folders, torchvision state-dict files or "
-                        "torchvision:<WEIGHTS> (default: the config's model.pretrained)")
+                        help="checkpoints, run or experiment folders, torchvision or timm state-dict files (.pt or "
+                        ".safetensors), torchvision:<WEIGHTS> or timm:<name> (default: the config's model.pretrained)")
     parser.add_argument("--random_inits", type=int, default=3, help="random initializations to compare with")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initializations and the probe's CV")
     parser.add_class_arguments(ImageDataModule, "data")
