@@ -327,8 +327,16 @@ def without_file_permission_override() -> list[str]:
          "cannot read the image folder '{locked}' (permission denied): check its permissions"),
         ("evaluate.py", ["--ckpt_path={locked}/good.ckpt"],
          "cannot read '{locked}/good.ckpt' (Permission denied): check its permissions"),
+        # Read-only output folders of the tools that write beside a run (audit E22, X21, T21): one line, no work.
+        ("evaluate.py", ["--output_dir={locked}", "--ckpt_path={good}"],
+         "--output_dir '{locked}' is not writable: give a folder you can write in"),
+        ("export.py", ["--output_dir={locked}", "--ckpt_path={good}"],
+         "--output_dir '{locked}' is not writable: give a folder you can write in"),
+        ("report.py", ["--output_dir={locked}", "{good}"],
+         "--output_dir '{locked}' is not writable: give a folder you can write in"),
     ],
-    ids=["U08_read_only_output", "U07_unreadable_pretrained", "U04_unreadable_data_root", "U06_unreadable_checkpoint"],
+    ids=["U08_read_only_output", "U07_unreadable_pretrained", "U04_unreadable_data_root", "U06_unreadable_checkpoint",
+         "E22_read_only_evaluation", "X21_read_only_export", "T21_read_only_report"],
 )
 def test_unreadable_and_read_only_places_are_named(world, tmp_path, script, args, expected):
     locked = tmp_path / "locked"
@@ -338,8 +346,9 @@ def test_unreadable_and_read_only_places_are_named(world, tmp_path, script, args
     locked.chmod(0o555 if "output_dir" in args[0] else 0o711)  # read-only; or enterable, its listing hidden
     if "imagefolder" in args[0]:
         locked.chmod(0)
-    tiny = TINY_RUN if script != "evaluate.py" else []
-    command = [sys.executable, str(SCRIPTS / script), *tiny, *(a.format(locked=locked) for a in args)]
+    tiny = TINY_RUN if script in ("pretrain.py", "finetune.py") else []
+    command = [sys.executable, str(SCRIPTS / script), *tiny,
+               *(a.format(locked=locked, good=world["good"]) for a in args)]
     try:
         result = subprocess.run([*without_file_permission_override(), *command], cwd=tmp_path, capture_output=True,
                                 text=True, timeout=300)

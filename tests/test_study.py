@@ -256,3 +256,62 @@ def test_the_checks_build_each_distinct_run_once(tmp_path, source, monkeypatch):
           "--select_on_val=[linear_probe, full]"])
     # linear_probe at budgets 2 and 3 (the extremes), then the candidates at budget 2: linear_probe's is built.
     assert len(built) == len({tuple(args) for args in built}) == 3
+
+
+def test_a_row_cut_by_a_kill_is_dropped_and_its_run_trained_again(tmp_path, source, capsys):
+    main(study_args(source, tmp_path, seeds="[1]"))
+    results = tmp_path / "results.csv"
+    complete = read_rows(results)
+    text = results.read_text()
+    results.write_text(text[: len(text) - 9])  # the last row cut mid-write, as SIGKILL leaves it
+    capsys.readouterr()
+    main(study_args(source, tmp_path, seeds="[1, 2]"))
+    out = capsys.readouterr().out
+    assert "1 incomplete row(s)" in out and "8 runs, 3 already in" in out
+    rows = read_rows(results)
+    assert len(rows) == 8 and rows[:3] == complete[:3]  # nothing glued to the cut row, nothing lost
+    assert sorted((row["method"], row["samples_per_class"], row["seed"]) for row in rows) == sorted(
+        (m, b, s) for m in ("scratch", "linear_probe") for b in ("2", "3") for s in ("1", "2"))
+
+
+def test_a_damaged_study_json_is_one_line_saying_what_to_do(tmp_path, source, capsys):
+    main(study_args(source, tmp_path, seeds="[1]"))
+    (tmp_path / "study.json").write_text('{"finetune_config": "/x')  # cut, as a kill of an older version left it
+    with pytest.raises(SystemExit) as exit_info:
+        main(study_args(source, tmp_path, seeds="[1]"))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "study.json' is damaged" in err and "delete it and start the same command again" in err
+
+
+def test_a_second_study_in_the_same_folder_is_refused_while_the_first_runs(tmp_path, source, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        tmp_path.mkdir(exist_ok=True)
+        (tmp_path / ".running").write_text(f"{holder.pid} {socket.gethostname()}\n")
+        with pytest.raises(SystemExit) as exit_info:
+            main(study_args(source, tmp_path, seeds="[1]"))
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"another process (pid {holder.pid}" in err
+    assert "give this one another --output_dir" in err and not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("--seeds=[1, 1]", "--seeds names 1 more than once: give each once"),
+    ("--methods=[scratch, scratch]", "--methods names scratch more than once: give each once"),
+    (f"--extra_args={[*TINY_RUN, '--output_dir=elsewhere']}", "--extra_args ['--output_dir=elsewhere']: the study "
+     "sets these for each run"),
+])
+def test_a_repeated_seed_or_method_or_a_run_setting_of_the_study_is_refused(tmp_path, source, override, message,
+                                                                            capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*study_args(source, tmp_path), override])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and not (tmp_path / "results.csv").exists()

@@ -36,9 +36,12 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def claim_run(run: Path, take_over: bool = False) -> None:
-    """Mark `run` as written by this process; refused if a live process already writes it, unless `take_over`
-    (a requeued SLURM job, whose earlier start on another node left the marker)."""
+RESUME_HINT = "wait for it to finish, or start a new run without --ckpt_path"
+
+
+def claim_run(run: Path, take_over: bool = False, what_to_do: str = RESUME_HINT) -> None:
+    """Mark `run` (a run folder, or a study's) as written by this process; refused if a live process already
+    writes it, unless `take_over` (a requeued SLURM job, whose earlier start on another node left the marker)."""
     marker = run / RUNNING_MARKER
     content = f"{os.getpid()} {socket.gethostname()}\n"
     while True:
@@ -50,8 +53,8 @@ def claim_run(run: Path, take_over: bool = False) -> None:
             writer = writer_of(run)
             if writer is not None and not take_over:
                 raise UserError(
-                    f"another process ({writer}) is training in {str(run)!r}: wait for it to finish, or start a new "
-                    f"run without --ckpt_path (if no process writes there any more, delete {str(marker)!r})"
+                    f"another process ({writer}) is training in {str(run)!r}: {what_to_do} (if no process writes "
+                    f"there any more, delete {str(marker)!r})"
                 ) from None
             marker.unlink(missing_ok=True)  # stale: its process is gone; retry the exclusive creation
         except OSError as error:

@@ -20,10 +20,10 @@ from project.errors import UserError, exits_on_user_error
 from project.figures import confusion_matrix_figure
 from project.inference.loading import add_model_arguments, inference_device, load_trained_model
 from project.lightning_modules import ImageClassifier
-from project.output_files import output_folder, run_folder, unused_stem
+from project.output_files import output_folder, run_folder, write_new_files
 from project.shown_text import shown
 
-SUFFIXES = (".json", "_confusion.png")
+SUFFIXES = ("_confusion.png", ".json")  # in writing order
 
 
 def main(args: list[str] | None = None) -> None:
@@ -40,15 +40,14 @@ def main(args: list[str] | None = None) -> None:
         data = evaluation_data(model, config.data.as_dict())
         folder = output_folder(config.output_dir, run_folder(path) / "evaluation")
         results = evaluate(model, data, device)
-    stem = unused_stem(folder, f"{path.stem}_{data.hparams.dataset}_test", SUFFIXES)
     results = {"checkpoint": str(path), "data": dict(data.hparams), **results}
-    (folder / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    class_names = model.preprocessing["class_names"]
-    confusion_matrix_figure(torch.tensor(results["confusion_matrix"]), class_names).savefig(
-        folder / f"{stem}_confusion.png"
-    )
+    figure = confusion_matrix_figure(torch.tensor(results["confusion_matrix"]), model.preprocessing["class_names"])
+    numbers = json.dumps(results, indent=2) + "\n"
+    # The figure first, the numbers last: a JSON on disk means its pair is complete too.
+    written = write_new_files(folder, f"{path.stem}_{data.hparams.dataset}_test", SUFFIXES, lambda stem: [
+        figure.savefig, lambda file: file.write_text(numbers)])
     print(report(results))
-    print(f"written:    {folder / (stem + SUFFIXES[0])}, {folder / (stem + SUFFIXES[1])}")
+    print(f"written:    {written[1]}, {written[0]}")
 
 
 def build_parser() -> ArgumentParser:

@@ -16,7 +16,7 @@ from jsonargparse import ArgumentParser
 from project.errors import exits_on_user_error
 from project.inference.loading import add_model_arguments, load_trained_model
 from project.lightning_modules import ImageClassifier
-from project.output_files import output_folder, run_folder, unused_stem
+from project.output_files import output_folder, run_folder, write_new_files
 
 SUFFIXES = (".torchscript.pt", ".onnx", ".preprocessing.json")
 
@@ -34,24 +34,30 @@ def main(args: list[str] | None = None) -> None:
 
 
 def export(model: ImageClassifier, checkpoint: Path, folder: Path) -> list[Path]:
-    """Write the TorchScript file, the ONNX file (when onnx is installed) and the preprocessing JSON to `folder`."""
-    stem = unused_stem(folder, checkpoint.stem, SUFFIXES)
-    torchscript, onnx_file, json_file = (folder / f"{stem}{suffix}" for suffix in SUFFIXES)
+    """Write the TorchScript file, the ONNX file (when onnx is installed) and, last, the preprocessing JSON that
+    names them to `folder`: each file complete or absent, under a stem no other export has taken."""
     example = torch.zeros(2, *model.preprocessing["input_shape"])
+    with_onnx = importlib.util.find_spec("onnx") is not None
+    if not with_onnx:
+        print("onnx is not installed: no ONNX file (pip install 'lightning-transfer-lab[onnx]' to get one)")
+
+    def writers(stem: str) -> list:
+        files = {"torchscript": f"{stem}{SUFFIXES[0]}", "onnx": f"{stem}{SUFFIXES[1]}" if with_onnx else None}
+        described = json.dumps(preprocessing(model, checkpoint, files), indent=2) + "\n"
+        return [lambda path: export_torchscript(model, example, path),
+                (lambda path: export_onnx(model, example, path)) if with_onnx else None,
+                lambda path: path.write_text(described)]
+
+    return write_new_files(folder, checkpoint.stem, SUFFIXES, writers)
+
+
+def export_torchscript(model: ImageClassifier, example: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings():
         # TorchScript is deprecated upstream (torch, and Lightning from 2.7), yet it is what many serving tools
         # still load; the ONNX file beside it is the portable one.
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r".*to_torchscript.*deprecated.*")
-        model.to_torchscript(str(torchscript), method="trace", example_inputs=example)
-    if importlib.util.find_spec("onnx") is None:
-        print("onnx is not installed: no ONNX file (pip install 'lightning-transfer-lab[onnx]' to get one)")
-        onnx_file = None
-    else:
-        export_onnx(model, example, onnx_file)
-    files = {"torchscript": torchscript.name, "onnx": onnx_file.name if onnx_file else None}
-    json_file.write_text(json.dumps(preprocessing(model, checkpoint, files), indent=2) + "\n")
-    return [path for path in (torchscript, onnx_file, json_file) if path is not None]
+        model.to_torchscript(str(path), method="trace", example_inputs=example)
 
 
 def export_onnx(model: ImageClassifier, example: torch.Tensor, path: Path) -> None:

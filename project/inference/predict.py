@@ -16,6 +16,7 @@ from project.errors import UserError, exits_on_user_error
 from project.inference.images import input_files, read_image
 from project.inference.loading import add_model_arguments, inference_device, load_trained_model
 from project.lightning_modules import ImageClassifier
+from project.output_files import write_new_files
 from project.shown_text import shown, spreadsheet_cell
 
 BATCH_SIZE = 64  # images decoded and predicted at a time: bounds memory for folders of any size
@@ -48,12 +49,18 @@ def main(args: list[str] | None = None) -> None:
         if not predictions:
             raise UserError(f"none of the {len(files)} files could be read as an image: see the messages above")
     if output is not None:
-        write_csv(output, predictions, top_k)
-        print(f"written: {output} ({len(predictions)} images)")
+        written = write_csv(output, predictions, top_k)
+        if written != output:
+            print(f"note: {output} was created by another process while this one predicted; kept, and these "
+                  f"predictions written beside it")
+        print(f"written: {written} ({len(predictions)} images)")
 
 
 def check_new_file(path: Path) -> None:
     """`path` can be created as a new file: it does not exist, and its folder is (or can be made) a folder."""
+    if str(path) == "-":
+        raise UserError("--output_csv - : give a file name (the predictions are printed one line per image anyway; "
+                        "the CSV goes to a file)")
     if path.is_dir():
         raise UserError(f"--output_csv {str(path)!r} is a folder: give a CSV file name")
     if path.exists():
@@ -84,13 +91,22 @@ def predict(model: ImageClassifier, files: list[Path], top_k: int) -> Iterator[P
             yield path, [(class_names[i], p) for i, p in zip(row_indices, row_values, strict=True)]
 
 
-def write_csv(path: Path, predictions: list[Prediction], top_k: int) -> None:
-    """One row per image: path, then class_1, prob_1, ..., class_k, prob_k."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_csv(path: Path, predictions: list[Prediction], top_k: int) -> Path:
+    """One row per image: path, then class_1, prob_1, ..., class_k, prob_k; complete or absent, never over a file
+    another process made meanwhile (then beside it, as `<name>_2.csv`). Returns the file written."""
     header = ["path", *(f"{column}_{rank}" for rank in range(1, top_k + 1) for column in ("class", "prob"))]
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        for image, top in predictions:
-            cells = (value for name, probability in top for value in (spreadsheet_cell(name), probability))
-            writer.writerow([spreadsheet_cell(str(image)), *cells])
+
+    def write(file_path: Path) -> None:
+        with file_path.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(header)
+            for image, top in predictions:
+                cells = (value for name, probability in top for value in (spreadsheet_cell(name), probability))
+                writer.writerow([spreadsheet_cell(str(image)), *cells])
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the folder of --output_csv {str(path)!r} ({error.strerror})") from error
+    (written,) = write_new_files(path.parent, path.stem, [path.suffix], lambda stem: [write])
+    return written

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from project.errors import exits_on_user_error
-from project.output_files import output_folder, unused_stem
+from project.output_files import output_folder, write_new_files
 from project.reports.run_events import Run, read_run
 
 COLUMNS = ("run", "best val acc", "test acc", "epochs", "wall time", "parameters trained")
@@ -20,19 +20,20 @@ def main(args: list[str] | None = None) -> None:
     parser = ArgumentParser(exit_on_error=False, description=__doc__)
     parser.add_argument("run_dirs", nargs="+", type=str, help="run folders: lightning_logs/<experiment>/version_N")
     parser.add_argument(
-        "--output_dir", type=str, default=".",
-        help="folder for report.png and report.md (report_2.* and so on when those exist: nothing is overwritten)",
+        "--output_dir", type=str | None, default=None,
+        help="folder for report.png and report.md (default: the first run's folder; report_2.* and so on when those "
+        "exist: nothing is overwritten)",
     )
     with exits_on_user_error():
         config = parser.parse_args(sys.argv[1:] if args is None else args)
         runs = [read_run(Path(run_dir)) for run_dir in config.run_dirs]
-        folder = output_folder(config.output_dir, Path(config.output_dir))
-    stem = unused_stem(folder, "report", (".png", ".md"))
-    curves_figure(runs).savefig(folder / f"{stem}.png")
+        folder = output_folder(config.output_dir, Path(config.run_dirs[0]))
     table = markdown_table(runs)
-    (folder / f"{stem}.md").write_text(table)
+    figure = curves_figure(runs)
+    written = write_new_files(folder, "report", (".png", ".md"), lambda stem: [
+        figure.savefig, lambda file: file.write_text(table)])
     print(table, end="")
-    print(f"written: {folder / stem}.png, {folder / stem}.md")
+    print(f"written: {written[0]}, {written[1]}")
 
 
 def curves_figure(runs: list[Run]) -> Figure:

@@ -6,6 +6,7 @@ rerun. A run stopped by a signal resumes from its own last.ckpt when the study i
 """
 
 import csv
+import io
 import json
 import shutil
 import time
@@ -14,12 +15,14 @@ from pathlib import Path
 
 from project.checkpoints.files import find_checkpoint, read_weights_file
 from project.checkpoints.pretrained import DOWNLOADED_WEIGHTS
+from project.checkpoints.run_claims import claim_run, release_run
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.run_folders import check_output_dir
 from project.cli.training import RunResult, check_run_settings, fit_and_test
 from project.data import ImageDataModule
 from project.errors import UserError
 from project.lightning_modules import TransferClassifier
+from project.output_files import replace_file
 from project.shipped_configs import config_dir
 
 FIELDS = [
@@ -82,6 +85,16 @@ def check_study(settings: StudySettings) -> None:
     """Every check that can fail before training: a failed check writes nothing."""
     if not settings.methods or not settings.seeds or not settings.budgets:
         raise UserError("methods, budgets and seeds must each name at least one value")
+    for name in ("methods", "budgets", "seeds"):  # a repeat would count one run twice in every mean and interval
+        values = [str(value) for value in getattr(settings, name)]
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise UserError(f"--{name} names {', '.join(repeated)} more than once: give each once")
+    owned = [arg for arg in settings.extra_args
+             if arg.split("=", 1)[0] in ("--output_dir", "--experiment", "--ckpt_path", "--seed_everything")]
+    if owned:
+        raise UserError(f"--extra_args {owned}: the study sets these for each run (its runs live under "
+                        f"{str(settings.output_dir / 'runs')!r}); give the study's own --output_dir or --seeds instead")
     check_output_dir(str(settings.output_dir))
     for method in settings.methods:
         method_args(method)
@@ -147,25 +160,42 @@ def preview_run(args: list[str]) -> ExperimentCLI:
 
 
 def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
+    """The (method, budget, seed) of every complete row; a row cut by a kill mid-write is dropped from the file
+    (with a note), so its run is trained again rather than counted or glued to the next row."""
     if not results_csv.is_file():
         return set()
-    with results_csv.open() as file:
-        reader = csv.DictReader(file)
-        if reader.fieldnames != FIELDS:
-            raise UserError(
-                f"{str(results_csv)!r} has the columns {reader.fieldnames} of another version of this project: "
-                f"give the study another --output_dir"
-            )
-        return {(row["method"], row["samples_per_class"], row["seed"]) for row in reader}
+    lines = results_csv.read_text().splitlines(keepends=True)
+    reader = csv.DictReader(lines)
+    if reader.fieldnames != FIELDS:
+        raise UserError(
+            f"{str(results_csv)!r} has the columns {reader.fieldnames} of another version of this project: "
+            f"give the study another --output_dir"
+        )
+    complete = lines[-1].endswith("\n") if len(lines) > 1 else True
+    rows = list(reader)
+    kept = [row for row in rows[: len(rows) - (not complete)] if None not in row and None not in row.values()]
+    if len(kept) < len(rows):
+        print(f"note: {len(rows) - len(kept)} incomplete row(s) of {results_csv} (a run killed while writing it) "
+              f"dropped; those runs are trained again")
+        replace_file(results_csv, lambda path: write_rows(path, kept))
+    return {(row["method"], row["samples_per_class"], row["seed"]) for row in kept}
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def append_result(results_csv: Path, row: dict) -> None:
-    new_file = not results_csv.is_file()
+    """One row, in one write: a kill can cut it, and the next read drops the cut row (`finished_runs`)."""
+    if not results_csv.is_file():
+        replace_file(results_csv, lambda path: write_rows(path, []))
+    line = io.StringIO()
+    csv.DictWriter(line, fieldnames=FIELDS).writerow(row)
     with results_csv.open("a", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=FIELDS)
-        if new_file:
-            writer.writeheader()
-        writer.writerow(row)
+        file.write(line.getvalue())
 
 
 def check_same_study(settings: StudySettings, write: bool) -> None:
@@ -180,7 +210,11 @@ def check_same_study(settings: StudySettings, write: bool) -> None:
         "split_seed": settings.split_seed,
     }
     path = settings.output_dir / "study.json"
-    saved = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{str(path)!r} is damaged ({error}): it records which study this folder holds; if you know "
+                        f"it is this one, delete it and start the same command again (results.csv is kept)") from error
     changed = sorted(
         key for key, value in identity.items()
         if saved.get(key) is not None and value is not None and saved[key] != value
@@ -194,7 +228,7 @@ def check_same_study(settings: StudySettings, write: bool) -> None:
         )
     if write:
         merged = {**identity, **{k: v for k, v in saved.items() if v is not None}}
-        path.write_text(json.dumps(merged, indent=2) + "\n")
+        replace_file(path, lambda partial: partial.write_text(json.dumps(merged, indent=2) + "\n"))
 
 
 def resume_args(run_root: Path) -> list[str]:
@@ -208,8 +242,19 @@ def resume_args(run_root: Path) -> list[str]:
 
 
 def run_study(settings: StudySettings) -> int:
-    """Train what is not in results.csv yet; returns how many trainings ran."""
+    """Train what is not in results.csv yet, holding the study's folder; returns how many trainings ran."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
+    # One study at a time in a folder: two would train the same runs/<method>_<budget>_seed<k> and delete each
+    # other's checkpoints.
+    claim_run(settings.output_dir, what_to_do="wait for that study to finish, or give this one another --output_dir")
+    try:
+        return train_missing_runs(settings)
+    finally:
+        release_run(settings.output_dir)
+
+
+def train_missing_runs(settings: StudySettings) -> int:
+    """Train what is not in results.csv yet; returns how many trainings ran."""
     check_same_study(settings, write=True)
     results_csv = settings.output_dir / "results.csv"
     done = finished_runs(results_csv)
