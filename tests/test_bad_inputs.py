@@ -83,6 +83,9 @@ def checksums(*folders: Path) -> dict[str, str]:
     return sums
 
 
+OTHER_SETTINGS = "with other training settings than it was started with"
+KEEP_SETTINGS = ("resume with its own (its run folder's config.yaml), or start a new run without --ckpt_path to train "
+                 "with these")
 EXPERIMENT_HELP = ("name the run's folder under --output_dir with one plain name (no '/', '..' or control characters), "
                    "e.g. --experiment=my_images")
 # (case id, script, arguments, the expected stderr line); {name} is a path of the world, {cwd} the case's folder.
@@ -175,9 +178,23 @@ CASES = [
      "cannot resume from '{good}/checkpoints/last.ckpt': its model differs from the one this run builds (num_classes "
      "5 vs 3; class_names ['0', '1', '2', '3', '4'] vs ['0', '1', '2']); resume with the script and settings that "
      "wrote it (its config.yaml is in its run folder), or drop --ckpt_path to start a new run"),
-    ("P65", "pretrain", ["--ckpt_path={good}/checkpoints/last.ckpt", "--data.samples_per_class=1000"],
-     "samples_per_class=1000 but class '0' has only 128 training samples (after the held-out splits): lower "
-     "--data.samples_per_class"),
+    # A resume with other training settings: refused before anything is written (audit D7: was accepted and
+    # recorded as what ran, or a KeyError traceback after writing into the run for another optimizer).
+    ("P65", "pretrain",
+     ["--ckpt_path={good}/checkpoints/last.ckpt", "--model.lr=0.05", "--data.samples_per_class=1000"],
+     f"cannot resume '{{good}}/checkpoints/last.ckpt' {OTHER_SETTINGS}: data.samples_per_class 1000 (was None); "
+     f"{KEEP_SETTINGS}"),
+    ("RS01", "pretrain", ["--ckpt_path={good}/checkpoints/last.ckpt", "--model.lr=0.5", "--data.batch_size=16"],
+     f"cannot resume '{{good}}/checkpoints/last.ckpt' {OTHER_SETTINGS}: model.lr 0.5 (was 0.05); data.batch_size 16 "
+     f"(was 64); {KEEP_SETTINGS}"),
+    ("RS04", "pretrain", ["--ckpt_path={good}/checkpoints/last.ckpt", "--model.lr=0.05", "--model.optimizer=adamw",
+                          "--model.scheduler=onecycle"],
+     f"cannot resume '{{good}}/checkpoints/last.ckpt' {OTHER_SETTINGS}: model.optimizer 'adamw' (was 'sgd'); "
+     f"model.scheduler 'onecycle' (was 'cosine'); {KEEP_SETTINGS}"),
+    ("RS07", "finetune", ["--ckpt_path={finetuned}/checkpoints/last.ckpt", "--model.lr=0.05",
+                          "--model.strategy=linear_probe"],
+     f"cannot resume '{{finetuned}}/checkpoints/last.ckpt' {OTHER_SETTINGS}: model.strategy 'linear_probe' (was "
+     f"'full'); {KEEP_SETTINGS}"),
     # Studies: checked whole before anything is written (was an empty folder or a study.json blocking the rerun).
     ("S01", "study", ["--methods=[scratch, foo]", "--output_dir={cwd}/study"], "unknown study method 'foo': choose "
      "from ['scratch', 'configured', 'full', 'gradual', 'linear_probe', 'logistic_probe', 'lp_ft']"),

@@ -4,6 +4,7 @@ Everything here is decided before the Trainer exists, so a resume that cannot wo
 error and writes nothing into the run it names.
 """
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,15 @@ from project.errors import UserError
 
 # The hyperparameters that fix a model's shape: a checkpoint differing in any of them cannot be resumed.
 ARCHITECTURE_KEYS = ("backbone", "backbone_args", "num_classes", "input_shape", "class_names")
+# The settings that make the run what it is: a resume with another value would train a run that its record (the
+# checkpoint's hyperparameters, config-resume-N.yaml) then describes wrongly, or crash restoring the optimizer.
+TRAINING_KEYS = {
+    "model": ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler", "label_smoothing", "strategy",
+              "reinit_blocks", "backbone_lr_ratio", "layer_decay", "unfreeze_at", "lp_fraction", "ft_lr_ratio",
+              "probe_views", "normalization", "temperature"),
+    "data": ("batch_size", "samples_per_class", "val_samples_per_class", "val_fraction", "test_fraction", "split_seed",
+             "budget_seed", "classes", "augment", "crop_padding"),  # mean, std: input_from_weights.py
+}
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,35 @@ def check_resume_fits(resume: Resume, model: LightningModule) -> None:
         raise UserError(
             f"cannot resume from {str(resume.path)!r}: its model differs from the one this run builds ({detail}); {fix}"
         )
+
+
+def check_same_settings(resume: Resume, config: dict[str, Any]) -> None:
+    """The resumed run's training settings (TRAINING_KEYS) are the checkpoint's: refused otherwise, before anything
+    is written, naming each difference."""
+    saved = {"model": resume.hparams, "data": resume.checkpoint.get("datamodule_hyper_parameters", {})}
+    changed = [
+        f"{section}.{key} {normalized(config[section][key])!r} (was {normalized(saved[section][key])!r})"
+        for section, keys in TRAINING_KEYS.items() for key in keys
+        if key in saved[section] and key in config[section]
+        and normalized(config[section][key]) != normalized(saved[section][key])
+    ]
+    if changed:
+        raise UserError(
+            f"cannot resume {str(resume.path)!r} with other training settings than it was started with: "
+            f"{'; '.join(changed)}; resume with its own (its run folder's config.yaml), or start a new run without "
+            f"--ckpt_path to train with these"
+        )
+
+
+def check_writable(resume: Resume) -> None:
+    """A resumed run writes into its folder and its checkpoints/: both must take new files, checked now rather
+    than when the first checkpoint is saved, after an epoch of training."""
+    if resume.run_folder is None:
+        return
+    for folder in (resume.run_folder, resume.run_folder / "checkpoints"):
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"cannot resume {str(resume.path)!r}: {str(folder)!r} is not writable (a resumed run "
+                            f"writes its checkpoints there); restore its permissions, or start a new run")
 
 
 def article(name: str) -> str:

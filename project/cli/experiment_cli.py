@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from project.callbacks.defaults import default_callbacks
 from project.checkpoints.atomic_io import AtomicCheckpointIO
 from project.checkpoints.pretrained import PretrainedBackbone
-from project.checkpoints.resume import check_resume_fits, find_resume
+from project.checkpoints.resume import check_resume_fits, check_same_settings, check_writable, find_resume
 from project.checkpoints.run_claims import claim_new_run, claim_run, release_run
 from project.cli.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
 from project.cli.run_folders import check_experiment_name, check_output_dir, run_folder
@@ -80,6 +80,7 @@ class ExperimentCLI(LightningCLI):
         model = config["model"]
         if self.resume is not None:  # the input the resumed run trained under, and the model it holds
             self.input_note = fill_data_from_checkpoint(config["data"], self.resume.checkpoint.get("preprocessing"))
+            check_writable(self.resume)
         if "pretrained" not in model or model["pretrained"] is None:
             return
         if self.resume is not None:  # the resumed checkpoint holds the whole model: the source is not read again
@@ -101,8 +102,9 @@ class ExperimentCLI(LightningCLI):
         logger; with `--trainer.logger=false` the folder still holds config.yaml and checkpoints/."""
         if self.pretrained is not None:
             self.model.load_pretrained(self.pretrained)
-        if self.resume is not None:
+        if self.resume is not None:  # the architecture first: another model is the more basic mistake
             check_resume_fits(self.resume, self.model)
+            check_same_settings(self.resume, self.config)
         output_dir, experiment, version = run_folder(self.config["output_dir"], self.config["experiment"], self.resume)
         continuing = version is not None  # a resume, or a requeued SLURM job: its folder exists already
         if self.claims_run_folder and rank_zero_only.rank == 0:  # other DDP ranks take rank 0's folder (broadcast)

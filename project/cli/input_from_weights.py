@@ -11,6 +11,7 @@ from typing import Any
 from lightning.pytorch.utilities import rank_zero_warn
 
 from project.backbones import WeightsInput
+from project.errors import UserError
 
 FAR_FROM_TRAINED_SIZE = 1.5  # a factor either way: past it, the size is said to cost transfer accuracy
 
@@ -60,6 +61,10 @@ def fill_data_from_checkpoint(data: Any, preprocessing: dict[str, Any] | None) -
         return "normalized with the data's own statistics (the resumed checkpoint's model takes other images)"
     if data["image_size"] is None and height == width:
         data["image_size"] = height
+    if data["mean"] is not None and rounded(data["mean"]) != rounded(preprocessing["mean"]):
+        raise UserError(f"--data.mean={data['mean']}: the resumed run trained under mean {preprocessing['mean']} "
+                        f"std {preprocessing['std']}; leave --data.mean/--data.std out to keep them, or start a new "
+                        f"run")
     if data["mean"] is None:
         data["mean"], data["std"] = list(preprocessing["mean"]), list(preprocessing["std"])
     return "size and normalization: the resumed checkpoint's (its run trained under them)"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -177,7 +178,21 @@ def signal_name(trainer: Trainer) -> str:
 
 
 def check_run_settings(trainer: Trainer, data: ImageDataModule, model_selection: str, resuming: bool) -> None:
-    """Refuse a run that would train nothing, or select its checkpoint on a validation split that is empty."""
+    """Refuse a run that would train nothing, select its checkpoint on a validation split that is empty or never
+    validated, or that uses a Trainer option this project's runs or this machine cannot work with."""
+    if trainer.fast_dev_run:
+        raise UserError("--trainer.fast_dev_run turns off the logger and checkpoints a run folder needs: for a quick "
+                        "check, use --trainer.max_epochs=1 --trainer.limit_train_batches=2 "
+                        "--trainer.limit_val_batches=2")
+    if isinstance(trainer.accelerator, CPUAccelerator) and str(trainer.precision) in ("16-true", "16"):
+        raise UserError(f"--trainer.precision={trainer.precision} on the CPU: PyTorch's CPU convolutions do not take "
+                        f"float16; use --trainer.precision=bf16-mixed or 32-true (float16 is for GPUs)")
+    every = trainer.check_val_every_n_epoch
+    if every is not None and trainer.max_epochs is not None and 0 < trainer.max_epochs < every:
+        raise UserError(
+            f"check_val_every_n_epoch={every} with max_epochs={trainer.max_epochs}: the run would never validate, so "
+            f"no checkpoint could be selected; set --trainer.check_val_every_n_epoch to {trainer.max_epochs} or less"
+        )
     if not resuming and (trainer.max_epochs == 0 or trainer.max_steps == 0 or trainer.limit_train_batches == 0):
         raise UserError(
             f"max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps}, limit_train_batches="
