@@ -575,3 +575,11 @@ def test_dataloader_before_setup_raises(image_folder):
     datamodule = ImageDataModule(dataset="imagefolder", root=str(image_folder))
     with pytest.raises(RuntimeError, match="setup"):
         datamodule.train_dataloader()
+
+
+def test_a_class_folder_linking_to_another_class_is_refused_not_labelled_twice(tmp_path, make_image_folder):
+    root = make_image_folder(tmp_path / "images", per_class=6, classes=("a", "b"))
+    (root / "loop").symlink_to(root.resolve(), target_is_directory=True)  # a class folder that is the whole folder
+    with pytest.raises(UserError, match=r"the image '.*/a/000.png' \(class 'a'\) is also '.*/loop/a/000.png' "
+                                        r"\(class 'loop'\): one file under two classes"):
+        ImageDataModule("imagefolder", root=str(root), cache_dir=None).setup("fit")

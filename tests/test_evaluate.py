@@ -74,8 +74,9 @@ def test_data_settings_on_the_command_line_replace_the_checkpoints(runs, tmp_pat
     assert results["samples"] == 15  # the tiny MNIST's 30 test images cycle through 10 labels: 0-4 are half
 
 
-def test_other_classes_of_the_same_count_are_matched_by_position_with_a_note(runs, tmp_path, capsys):
-    args = ["--device=cpu", f"--output_dir={tmp_path}", "--data.classes=[5, 6, 7, 8, 9]"]
+def test_other_classes_of_other_data_are_matched_by_position_with_a_note(runs, tmp_path, mnist_root, capsys):
+    args = ["--device=cpu", f"--output_dir={tmp_path}", "--data.classes=[5, 6, 7, 8, 9]", "--data.dataset=mnist",
+            f"--data.root={mnist_root}", "--data.download=false", "--data.cache_dir=null"]
     evaluate_main(["--ckpt_path", str(runs["pretrained"]), *args])
     results = json.loads(only(tmp_path.glob("*.json")).read_text())
     assert results["data"]["classes"] == [5, 6, 7, 8, 9]
@@ -83,6 +84,16 @@ def test_other_classes_of_the_same_count_are_matched_by_position_with_a_note(run
     assert "are not named like the model's ['0', '1', '2', '3', '4']; they are matched by position" in (
         capsys.readouterr().err
     )
+
+
+def test_other_classes_of_the_data_the_model_was_trained_on_are_refused(runs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # a 0-4 model scored on digits 5-9 (audit E21): meaningless
+        evaluate_main(["--ckpt_path", str(runs["pretrained"]), "--device=cpu", f"--output_dir={tmp_path}",
+                       "--data.classes=[5, 6, 7, 8, 9]"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "the model predicts ['0', '1', '2', '3', '4'] but these are ['5', '6', '7', '8', '9'] of the data" in err
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_finetuned_checkpoint_loads_after_its_pretrained_run_is_gone(runs):

@@ -210,3 +210,18 @@ def test_a_missing_source_is_a_one_line_error(tmp_path, capsys):
         main([f"--sources=[{tmp_path / 'nope.ckpt'}]"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: checkpoint '{tmp_path / 'nope.ckpt'}' does not exist")
+
+
+def test_a_source_trained_with_the_targets_own_labels_is_refused(finetuned_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"--sources=[{finetuned_run}]", "--random_inits=1"])  # digits 5-9, the default target's classes
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "was trained with the labels of ['5', '6', '7', '8', '9'] of this very data (digits at data)" in err
+
+
+def test_an_empty_source_list_is_refused_not_replaced_by_the_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--sources=[]"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--sources '[]' names no source" in err

@@ -79,6 +79,8 @@ class PretrainedBackbone:
             pretraining = {
                 "pretraining_hparams": dict(content.get("hyper_parameters", {})),
                 "pretraining_config": config_file.read_text() if config_file.is_file() else None,
+                "pretraining_data": dict(content.get("datamodule_hyper_parameters", {})),
+                "self_supervised": content.get("model_class") == "SimCLRPretraining",
             }
             return cls(str(path), sha256, name, args, shape, state, run_weights_input(content, path), pretraining)
         if isinstance(content, dict) and content and all(isinstance(v, Tensor) for v in content.values()):

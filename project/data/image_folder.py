@@ -146,6 +146,15 @@ def labelled_files(folder: Path, class_names: list[str]) -> LabelledFiles:
     for label, name in enumerate(class_names):
         if (folder / name).is_dir():
             files += [(path, label) for path in image_files(folder / name)]
+    labels_of: dict[Path, tuple[Path, int]] = {}
+    for path, label in files:  # one image under two classes would be one image with two labels
+        first = labels_of.setdefault(path.resolve(), (path, label))
+        if first[1] != label:
+            raise UserError(
+                f"the image {str(first[0])!r} (class {class_names[first[1]]!r}) is also {str(path)!r} (class "
+                f"{class_names[label]!r}): one file under two classes, through a link, would be one image with two "
+                f"labels; remove the link or the copy"
+            )
     if not files:
         raise UserError(f"image folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return files

@@ -7,6 +7,7 @@ split); `--data.*` changes any setting of it, and the model's own normalization 
 
 import json
 import sys
+from pathlib import Path
 
 import torch
 from jsonargparse import ArgumentParser
@@ -36,8 +37,9 @@ def main(args: list[str] | None = None) -> None:
         config = parser.parse_args(args)
         device = inference_device(config.device)
         model, path = load_trained_model(config.ckpt_path)
-        config = parse_with_data_defaults(parser, args, load_checkpoint(path).get("datamodule_hyper_parameters", {}))
-        data = evaluation_data(model, config.data.as_dict())
+        trained_on = load_checkpoint(path).get("datamodule_hyper_parameters", {})
+        config = parse_with_data_defaults(parser, args, trained_on)
+        data = evaluation_data(model, config.data.as_dict(), trained_on)
         folder = output_folder(config.output_dir, run_folder(path) / "evaluation")
         results = evaluate(model, data, device)
     results = {"checkpoint": str(path), "data": dict(data.hparams), **results}
@@ -57,8 +59,9 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def evaluation_data(model: ImageClassifier, settings: dict) -> ImageDataModule:
-    """The DataModule of `settings`, its images shaped for the model, set up; its classes must match the model's."""
+def evaluation_data(model: ImageClassifier, settings: dict, trained_on: dict | None = None) -> ImageDataModule:
+    """The DataModule of `settings`, its images shaped for the model, set up; its classes must match the model's:
+    by name on the data the model was trained on (`trained_on`: its data settings), by position on other data."""
     channels, height, width = model.preprocessing["input_shape"]
     if settings["channels"] is None:  # other data than the model's: convert it to what the model takes
         settings["channels"] = channels
@@ -78,6 +81,13 @@ def evaluation_data(model: ImageClassifier, settings: dict) -> ImageDataModule:
         raise UserError(
             f"the data has {data.num_classes} classes {data.class_names[:10]} but the model predicts "
             f"{len(class_names)} {class_names[:10]}: select them with --data.classes"
+        )
+    same_data = bool(trained_on) and trained_on.get("dataset") == data.hparams.dataset and (
+        Path(str(trained_on.get("root"))).resolve() == Path(data.hparams.root).resolve())
+    if data.class_names != class_names and same_data:
+        raise UserError(
+            f"the model predicts {class_names[:10]} but these are {data.class_names[:10]} of the data it was trained "
+            f"on: its accuracy on other classes means nothing; select its own with --data.classes={class_names[:10]}"
         )
     if data.class_names != class_names:
         print(

@@ -79,6 +79,9 @@ def parse(parser: ArgumentParser, args: list[str]):
     finetune = yaml.safe_load(path.read_text()) or {}
     config = parse_with_data_defaults(parser, args, finetune.get("data") or {})
     model = finetune.get("model") or {}
+    if config.sources == []:
+        raise UserError("--sources '[]' names no source: give the backbones to score, or leave --sources out for the "
+                        "fine-tuning config's model.pretrained")
     config.sources = config.sources or ([model["pretrained"]] if model.get("pretrained") else [])
     if not config.sources:
         raise UserError(f"{str(path)!r} names no model.pretrained: give the backbones to score with --sources")
@@ -97,6 +100,7 @@ def check_source(location: str, config) -> SourceReport:
     # The input the fine-tuning run would give it (the weights' mean/std and size by default), random weights alike.
     fill_data_from_weights(settings, config.model, source.weights_input)
     data = ImageDataModule(**settings)
+    check_not_trained_on_target(source, data)
     data.prepare_data()
     data.setup("fit")
     backbone = build_backbone(source.backbone, data.input_shape, source.backbone_args)
@@ -108,6 +112,24 @@ def check_source(location: str, config) -> SourceReport:
         random.append(score_features(build_backbone(source.backbone, data.input_shape, source.backbone_args), data,
                                      config.seed))
     return SourceReport(source.source, source.backbone, pretrained, random, (len(data.train_set), len(data.val_set)))
+
+
+def check_not_trained_on_target(source: PretrainedBackbone, data: ImageDataModule) -> None:
+    """A source trained with the labels of the target's own classes, on the same data, would score its memory of
+    them (a fine-tuning run of the target, or a pretraining config given as the target), not transfer."""
+    trained_on = source.pretraining.get("pretraining_data") or {}
+    hparams = source.pretraining.get("pretraining_hparams") or {}
+    if not trained_on or "class_names" not in hparams or source.pretraining.get("self_supervised"):
+        return
+    same_data = trained_on.get("dataset") == data.hparams.dataset and (
+        Path(str(trained_on.get("root"))).resolve() == Path(data.hparams.root).resolve())
+    shared = sorted(set(hparams["class_names"]) & set(data.class_names))
+    if same_data and shared:
+        raise UserError(
+            f"{source.source!r} was trained with the labels of {shared[:10]} of this very data "
+            f"({data.hparams.dataset} at {data.hparams.root}): scoring it there measures what it memorized, not what "
+            f"transfers; score a source trained on other classes or other data, against a fine-tuning config's target"
+        )
 
 
 def ranked_table(reports: list[SourceReport]) -> str:
