@@ -77,6 +77,16 @@ def test_resume_from_last_continues_the_epoch_count_and_steps(tmp_path):
     assert steps == sorted(set(steps)) and max(steps) >= 3  # one curve, continued after step 3
 
 
+def test_resuming_a_finished_run_tests_it_and_changes_nothing_in_it(tmp_path, capsys):
+    first = pretrain("--trainer.max_epochs=1")
+    run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    again = pretrain("--ckpt_path=last", "--trainer.max_epochs=1")
+    assert again == first  # the same selected checkpoint, tested on the same split
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+    assert "had trained its max_epochs=1 already: nothing is trained or written" in capsys.readouterr().out
+
+
 def test_the_last_epoch_can_be_selected_and_needs_no_validation_split(tmp_path, capsys):
     metrics = pretrain("--model_selection=last_epoch", "--data.val_fraction=0")
     run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"

@@ -49,6 +49,7 @@ class ExperimentCLI(LightningCLI):
     def __init__(self, *args, claims_run_folder: bool = True, **kwargs) -> None:
         self.claims_run_folder = claims_run_folder
         self.claimed_run: Path | None = None  # the run folder this process writes (rank 0)
+        self.resume_finished = False  # resuming a run that has trained its max_epochs: it is tested, not changed
         self.created_folders: list[Path] = []  # what the claim created, the run folder first
         super().__init__(*args, **kwargs)
 
@@ -80,6 +81,7 @@ class ExperimentCLI(LightningCLI):
         model = config["model"]
         if self.resume is not None:  # the input the resumed run trained under, and the model it holds
             self.input_note = fill_data_from_checkpoint(config["data"], self.resume.checkpoint.get("preprocessing"))
+            self.resume_finished = trained_epochs(self.resume.checkpoint) >= (config["trainer"]["max_epochs"] or 0) > 0
             check_writable(self.resume)
         if "pretrained" not in model or model["pretrained"] is None:
             return
@@ -120,6 +122,9 @@ class ExperimentCLI(LightningCLI):
         logger = self.config_init["trainer"].get("logger")
         if logger in (None, True):
             kwargs["logger"] = logger = folder
+        if self.resume_finished:  # only its selected checkpoint is tested: no new config, events or checkpoints
+            kwargs["logger"] = logger = False
+            self.save_config_callback = None
         # Lightning saves SLURM's requeue checkpoint (hpc_ckpt_N.ckpt) in default_root_dir, and a requeued job
         # resumes from there: the run folder, so the job continues in it.
         kwargs["default_root_dir"] = folder.log_dir
@@ -150,3 +155,9 @@ class ExperimentCLI(LightningCLI):
     def release_run_folder(self) -> None:
         if self.claimed_run is not None:
             release_run(self.claimed_run)
+
+
+def trained_epochs(checkpoint: dict) -> int:
+    """The epochs a checkpoint's run had trained through (Lightning's fit-loop progress)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    return int(progress.get("processed", 0))

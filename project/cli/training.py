@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from project.callbacks.best_checkpoint import BestCheckpoint
 from project.callbacks.interruption import RunInterrupted, StopOnSignal, last_checkpoint_path
 from project.callbacks.phase_timer import PhaseTimer
+from project.checkpoints.files import find_checkpoint
 from project.cli.config_files import check_config_files
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.input_from_weights import input_line
@@ -23,6 +24,7 @@ from project.cli.run_folders import record_slurm_job
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import OBJECTIVES, ImageClassifier
+from project.quiet_lightning import quiet_lightning_adverts
 from project.shipped_configs import config_dir
 
 # Batches come from tensors in memory, so worker processes would only take the cores the model needs.
@@ -89,7 +91,7 @@ def interruption_message(stop: RunInterrupted) -> str:
             f"and --ckpt_path last")
 
 
-def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResult:
+def fit_and_test(model_class: type[LightningModule], args: list[str], summary: bool = True) -> RunResult:
     """Parse `args` like the command line, fit, then test the selected checkpoint.
 
     Raises UserError on bad input (before anything is written), RunInterrupted on SIGTERM or Ctrl-C.
@@ -109,7 +111,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         auto_configure_optimizers=False,
     )
     try:
-        return train_and_test(cli, start)
+        return train_and_test(cli, start, summary)
     except BaseException:
         # A run that fails before its first step (a setting its data refuses, a NaN loss, a Trainer option this
         # machine cannot run) leaves no folder behind; one with a checkpoint (a signal's last.ckpt) is kept.
@@ -121,8 +123,8 @@ def fit_and_test(model_class: type[LightningModule], args: list[str]) -> RunResu
         cli.release_run_folder()
 
 
-def train_and_test(cli: ExperimentCLI, start: float) -> RunResult:
-    """Set the data up and check it, fit, then test the selected checkpoint; print the summary."""
+def train_and_test(cli: ExperimentCLI, start: float, summary: bool) -> RunResult:
+    """Set the data up and check it, fit, then test the selected checkpoint; print the summary if asked."""
     ckpt_path = str(cli.resume.path) if cli.resume else None
     trainer, data = cli.trainer, cli.datamodule
     # The data is loaded and checked before fit, so a bad setting stops the run before it writes anything.
@@ -135,18 +137,20 @@ def train_and_test(cli: ExperimentCLI, start: float) -> RunResult:
         rank_zero_info(f"input: {input_note}")
     check_run_settings(trainer, data, cli.config["model_selection"], resuming=ckpt_path is not None)
     run_folder = Path(trainer.log_dir)
-    if trainer.is_global_zero:
-        record_slurm_job(trainer.log_dir)
-    try:
-        trainer.fit(cli.model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-    except SIGTERMException as stop:
-        raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
-    if cli.resume is not None and trainer.global_step == cli.resume.checkpoint.get("global_step"):
-        print(f"note: {ckpt_path} had finished max_epochs={trainer.max_epochs} already: nothing was trained, "
-              f"its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
-    for requeue_checkpoint in run_folder.glob("hpc_ckpt_*.ckpt"):  # SLURM's, superseded by the finished run's own
-        requeue_checkpoint.unlink()
-    selected, selected_val_acc = selected_checkpoint(trainer)
+    if cli.resume_finished:
+        print(f"note: {ckpt_path} had trained its max_epochs={trainer.max_epochs} already: nothing is trained or "
+              f"written, its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
+        selected, selected_val_acc = str(find_checkpoint(run_folder, "best")), None
+    else:
+        if trainer.is_global_zero:
+            record_slurm_job(trainer.log_dir)
+        try:
+            trainer.fit(cli.model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+        except SIGTERMException as stop:
+            raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
+        for requeue_checkpoint in run_folder.glob("hpc_ckpt_*.ckpt"):  # SLURM's, superseded by the run's own
+            requeue_checkpoint.unlink()
+        selected, selected_val_acc = selected_checkpoint(trainer)
     metrics = {}
     if len(data.test_set):
         try:
@@ -157,7 +161,7 @@ def train_and_test(cli: ExperimentCLI, start: float) -> RunResult:
     timer = next(callback for callback in trainer.callbacks if isinstance(callback, PhaseTimer))
     seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
-    if trainer.is_global_zero:
+    if summary and trainer.is_global_zero:
         print_summary(log_dir, trainer.logger is not None, selected, metrics, seconds, input_note)
     return RunResult(
         metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc, seconds
@@ -165,11 +169,13 @@ def train_and_test(cli: ExperimentCLI, start: float) -> RunResult:
 
 
 def lightning_info_to_stdout() -> None:
-    """Lightning's progress notes (GPU available, seed set, ...) go to stdout, so stderr holds errors alone."""
+    """Lightning's progress notes (GPU available, seed set, ...) go to stdout, so stderr holds errors alone; its
+    adverts for other products ("💡 Tip: ...") are left out."""
     for name in ("lightning.pytorch", "lightning.fabric"):
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
                 handler.setStream(sys.stdout)
+    quiet_lightning_adverts()
 
 
 def signal_name(trainer: Trainer) -> str:

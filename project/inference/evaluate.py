@@ -7,6 +7,7 @@ split); `--data.*` changes any setting of it, and the model's own normalization 
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from project.figures import confusion_matrix_figure
 from project.inference.loading import add_model_arguments, inference_device, load_trained_model
 from project.lightning_modules import ImageClassifier
 from project.output_files import output_folder, run_folder, write_new_files
+from project.quiet_lightning import quiet_lightning_adverts
 from project.shown_text import shown
 
 SUFFIXES = ("_confusion.png", ".json")  # in writing order
@@ -102,6 +104,7 @@ def evaluation_data(model: ImageClassifier, settings: dict, trained_on: dict | N
 
 def evaluate(model: ImageClassifier, data: ImageDataModule, device: torch.device) -> dict:
     """Lightning's test loop: loss and accuracy from the model's own metrics, the confusion matrix beside them."""
+    quiet_lightning_adverts()
     collector = CollectTestPredictions(always=True)
     placement = {"accelerator": "gpu", "devices": [device.index or 0]} if device.type == "cuda" else {
         "accelerator": "cpu", "devices": 1
@@ -109,7 +112,9 @@ def evaluate(model: ImageClassifier, data: ImageDataModule, device: torch.device
     trainer = Trainer(
         **placement, logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[collector]
     )
-    metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    with warnings.catch_warnings():  # raised inside Lightning's own code on recent torch; nothing to act on
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+        metrics = trainer.test(model, datamodule=data, verbose=False)[0]
     matrix = collector.confusion.compute().cpu()
     class_names = model.preprocessing["class_names"]
     return {

@@ -126,7 +126,8 @@ class SimCLRPretraining(BackboneModule):
             labels = self.all_gather(labels).reshape(-1)
         if len(labels) > 1:
             k = usable_k(labels.cpu(), self.hparams.knn_k)
-            if k < self.hparams.knn_k and stage not in self._said_fewer_neighbours:
+            # Not during Lightning's sanity check: its two batches have few images per class by design.
+            if k < self.hparams.knn_k and stage not in self._said_fewer_neighbours and not self.trainer.sanity_checking:
                 self._said_fewer_neighbours.add(stage)
                 rank_zero_warn(f"the {stage} split's smallest class has too few images for the k-NN monitor's "
                                f"knn_k={self.hparams.knn_k}: it uses k={k}; more {stage} images per class make "

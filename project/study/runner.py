@@ -265,7 +265,9 @@ def train_missing_runs(settings: StudySettings) -> int:
         experiment = f"{method}_{budget_key(budget)}_seed{seed}"
         start = time.perf_counter()
         args = run_args(settings, method, budget, seed)
-        result = fit_and_test(TransferClassifier, [*args, *resume_args(settings.output_dir / "runs" / experiment)])
+        # A run's summary names its checkpoints: printed only where the study keeps them.
+        result = fit_and_test(TransferClassifier, [*args, *resume_args(settings.output_dir / "runs" / experiment)],
+                              summary=settings.keep_checkpoints)
         append_result(results_csv, result_row(method, budget, seed, result, time.perf_counter() - start))
         if not settings.keep_checkpoints:
             shutil.rmtree(Path(result.log_dir) / "checkpoints", ignore_errors=True)
