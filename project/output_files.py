@@ -66,6 +66,7 @@ def write_new_file(path: Path, write: Writer) -> None:
 
 def replace_file(path: Path, write: Writer) -> None:
     """Write `path` whole, replacing what is there in one step: a reader sees the old file or the new, never half."""
+    remove_stale_partials(path.parent)
     partial = partial_path(path)
     try:
         write(partial)
