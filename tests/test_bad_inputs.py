@@ -394,3 +394,23 @@ def test_a_failed_download_removes_what_it_made(tmp_path, no_network, capfd):
         MAINS["pretrain"](["--data.dataset=cifar10", f"--data.root={tmp_path / 'cifar'}"])
     assert exit_info.value.code == 2 and "could not be downloaded" in capfd.readouterr().err
     assert not (tmp_path / "cifar").exists()
+
+
+@pytest.mark.slow
+def test_a_resume_into_a_read_only_checkpoints_folder_is_one_line_before_training(world, tmp_path):
+    run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    shutil.copytree(world["good"], run)
+    (run / "checkpoints").chmod(0o555)
+    before = checksums(run)
+    command = [sys.executable, str(SCRIPTS / "pretrain.py"), *TINY_RUN, "--model.lr=0.05", "--ckpt_path=last",
+               "--trainer.max_epochs=3"]
+    try:
+        result = subprocess.run([*without_file_permission_override(), *command], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=300)
+    finally:
+        (run / "checkpoints").chmod(0o755)
+    assert result.returncode == 2 and result.stderr == (
+        "error: cannot resume 'lightning_logs/digits_pretrain/version_0/checkpoints/last.ckpt': "
+        "'lightning_logs/digits_pretrain/version_0/checkpoints' is not writable (a resumed run writes its checkpoints "
+        "there); restore its permissions, or start a new run\n"), result.stderr
+    assert checksums(run) == before

@@ -128,3 +128,23 @@ def test_class_names_are_data_never_formulas_or_extra_lines(hostile_checkpoint, 
     (row,) = read_rows(csv_file)
     names = [row[f"class_{k}"] for k in range(1, 6)]
     assert sorted(names) == sorted(["'=cmd|' /C calc'!A0", "a\nforged: line", "'+1", "'@SUM(A1)", "'-2"])
+
+
+@pytest.mark.slow
+def test_the_readmes_use_a_trained_model_commands_run_word_for_word(finetuned_run, tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    from tiny_settings import REPOSITORY
+
+    readme = (REPOSITORY / "README.md").read_text()
+    section = readme[readme.index("## Use a trained model"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    shutil.copytree(finetuned_run.parent, tmp_path / "lightning_logs" / "digits_finetune")
+    (tmp_path / "scripts").symlink_to(REPOSITORY / "scripts")  # the commands run from the repository's root
+    for command in block.strip().splitlines():
+        result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+    rows = read_rows(tmp_path / "predictions.csv")
+    assert len(rows) == 7 and all(row["class_1"] in "56789" for row in rows)  # the model's classes: digits 5-9

@@ -5,6 +5,7 @@ run is tested with and hands on) and `--checkpoint_every_n_steps`. Before anythi
 resume and the pretrained source are read and checked, so a mistake stops the run with nothing written.
 """
 
+import json
 import shutil
 from pathlib import Path
 from typing import Literal
@@ -16,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from project.callbacks.defaults import default_callbacks
 from project.checkpoints.atomic_io import AtomicCheckpointIO
 from project.checkpoints.pretrained import PretrainedBackbone
-from project.checkpoints.resume import check_resume_fits, check_same_settings, check_writable, find_resume
+from project.checkpoints.resume import Resume, check_resume_fits, check_same_settings, check_writable, find_resume
 from project.checkpoints.run_claims import claim_new_run, claim_run, release_run
 from project.cli.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
 from project.cli.run_folders import check_experiment_name, check_output_dir, run_folder
@@ -81,7 +82,7 @@ class ExperimentCLI(LightningCLI):
         model = config["model"]
         if self.resume is not None:  # the input the resumed run trained under, and the model it holds
             self.input_note = fill_data_from_checkpoint(config["data"], self.resume.checkpoint.get("preprocessing"))
-            self.resume_finished = trained_epochs(self.resume.checkpoint) >= (config["trainer"]["max_epochs"] or 0) > 0
+            self.resume_finished = tested_already(self.resume, config["trainer"]["max_epochs"])
             check_writable(self.resume)
         if "pretrained" not in model or model["pretrained"] is None:
             return
@@ -157,7 +158,19 @@ class ExperimentCLI(LightningCLI):
             release_run(self.claimed_run)
 
 
-def trained_epochs(checkpoint: dict) -> int:
-    """The epochs a checkpoint's run had trained through (Lightning's fit-loop progress)."""
-    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    return int(progress.get("processed", 0))
+
+TEST_RECORD = "test_metrics.json"  # written into the run folder when its final test completes
+
+
+def tested_already(resume: Resume, max_epochs: int | None) -> bool:
+    """Whether the resumed run finished: trained to `max_epochs` from this very checkpoint, and tested (a run
+    stopped in its final test is tested again, and logs its test metrics then)."""
+    record = resume.run_folder / TEST_RECORD if resume.run_folder is not None else None
+    if record is None or not record.is_file():
+        return False
+    try:
+        tested = json.loads(record.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return tested.get("global_step") == resume.checkpoint.get("global_step") and (
+        max_epochs is not None and 0 <= max_epochs <= tested.get("max_epochs", -1))

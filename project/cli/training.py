@@ -1,5 +1,6 @@
 """One training run from the command line: parse, fit, test the selected checkpoint, print where everything is."""
 
+import json
 import logging
 import sys
 import time
@@ -18,12 +19,13 @@ from project.callbacks.interruption import RunInterrupted, StopOnSignal, last_ch
 from project.callbacks.phase_timer import PhaseTimer
 from project.checkpoints.files import find_checkpoint
 from project.cli.config_files import check_config_files
-from project.cli.experiment_cli import ExperimentCLI
+from project.cli.experiment_cli import TEST_RECORD, ExperimentCLI
 from project.cli.input_from_weights import input_line
 from project.cli.run_folders import record_slurm_job
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import OBJECTIVES, ImageClassifier
+from project.output_files import replace_file
 from project.quiet_lightning import quiet_lightning_adverts
 from project.shipped_configs import config_dir
 
@@ -148,6 +150,9 @@ def train_and_test(cli: ExperimentCLI, start: float, summary: bool) -> RunResult
             trainer.fit(cli.model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
         except SIGTERMException as stop:
             raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
+        if cli.resume is not None and trainer.global_step == cli.resume.checkpoint.get("global_step"):
+            print(f"note: {ckpt_path} had finished max_epochs={trainer.max_epochs} already: nothing was trained, "
+                  f"its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
         for requeue_checkpoint in run_folder.glob("hpc_ckpt_*.ckpt"):  # SLURM's, superseded by the run's own
             requeue_checkpoint.unlink()
         selected, selected_val_acc = selected_checkpoint(trainer)
@@ -158,6 +163,10 @@ def train_and_test(cli: ExperimentCLI, start: float, summary: bool) -> RunResult
         except SIGTERMException as stop:
             raise RunInterrupted(signal_name(trainer), "testing", selected) from stop
         metrics = results[0] if results else {}
+    if trainer.is_global_zero and not cli.resume_finished:  # the run is finished: a resume only tests it again
+        record = {"checkpoint": selected, "metrics": metrics, "global_step": trainer.global_step,
+                  "max_epochs": trainer.max_epochs}
+        replace_file(run_folder / TEST_RECORD, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
     timer = next(callback for callback in trainer.callbacks if isinstance(callback, PhaseTimer))
     seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
