@@ -583,3 +583,14 @@ def test_a_class_folder_linking_to_another_class_is_refused_not_labelled_twice(t
     with pytest.raises(UserError, match=r"the image '.*/a/000.png' \(class 'a'\) is also '.*/loop/a/000.png' "
                                         r"\(class 'loop'\): one file under two classes"):
         ImageDataModule("imagefolder", root=str(root), cache_dir=None).setup("fit")
+
+
+def test_macos_zip_debris_is_neither_a_class_nor_an_image(tmp_path, make_image_folder):
+    root = make_image_folder(tmp_path / "images", per_class=6, classes=("a", "b"))
+    (root / "__MACOSX" / "a").mkdir(parents=True)
+    (root / "__MACOSX" / "a" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble, not an image")
+    (root / "a" / "._001.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble, not an image")
+    data = ImageDataModule("imagefolder", root=str(root), cache_dir=None, classes=None)
+    data.setup("fit")
+    assert data.class_names == ["a", "b"]
+    assert len(data.train_set) + len(data.val_set) + len(data.test_set) == 12

@@ -211,7 +211,8 @@ def check_run_settings(trainer: Trainer, data: ImageDataModule, model_selection:
     if not resuming and (trainer.max_epochs == 0 or trainer.max_steps == 0 or trainer.limit_train_batches == 0):
         raise UserError(
             f"max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps}, limit_train_batches="
-            f"{trainer.limit_train_batches}: this run would train nothing; set --trainer.max_epochs to 1 or more"
+            f"{trainer.limit_train_batches}: this run would train nothing; set each to 1 or more (or leave "
+            f"limit_train_batches out)"
         )
     if model_selection == "best_val" and (len(data.val_set) == 0 or trainer.limit_val_batches == 0):
         raise UserError(

@@ -35,7 +35,7 @@ def image_files(folder: Path) -> list[Path]:
     for path in sorted(folder.rglob("*")):
         if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
             raise UserError(f"cannot read the folder {str(path)!r} (permission denied): check its permissions")
-        if not is_image(path):
+        if not is_image(path) or "__MACOSX" in path.parts or path.name.startswith("._"):  # macOS zip debris
             continue
         if path.is_symlink() and not path.exists():
             raise UserError(f"image {str(path)!r} is a link to a file that does not exist: remove or replace it")

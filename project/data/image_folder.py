@@ -125,7 +125,8 @@ def folder_class_names(root: str, cache_dir: str | None = None) -> list[str]:
     cache = Path(cache_dir).resolve() if cache_dir is not None else None
     folders = sorted(
         entry for entry in train.iterdir()
-        if entry.is_dir() and not entry.name.startswith(".") and entry.resolve() != cache
+        # Hidden folders and macOS's zip debris (__MACOSX) are not classes.
+        if entry.is_dir() and not entry.name.startswith(".") and entry.name != "__MACOSX" and entry.resolve() != cache
     )
     if not folders:
         raise UserError(
