@@ -158,7 +158,6 @@ class ExperimentCLI(LightningCLI):
             release_run(self.claimed_run)
 
 
-
 TEST_RECORD = "test_metrics.json"  # written into the run folder when its final test completes
 
 
