@@ -164,3 +164,11 @@ def test_every_strategy_overlay_parses_after_each_finetune_config(base, overlay,
         run_experiment(TransferClassifier, base, args)
     assert exit_info.value.code == 0
     assert f"strategy: {overlay.removesuffix('.yaml')}" in capsys.readouterr().out
+
+
+def test_a_shipped_config_is_found_as_configs_name_from_any_folder(tmp_path, capsys):
+    assert not (tmp_path / "configs").exists()  # the test runs in an empty folder, not the repository
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiment(TransferClassifier, "digits_finetune.yaml",
+                       ["--config", "configs/timm_convnext_imagefolder.yaml", "--print_config"])
+    assert exit_info.value.code == 0 and "experiment: timm_convnext_imagefolder" in capsys.readouterr().out

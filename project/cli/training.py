@@ -27,7 +27,7 @@ from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import OBJECTIVES, ImageClassifier
 from project.output_files import replace_file
 from project.quiet_lightning import quiet_lightning_adverts
-from project.shipped_configs import config_dir
+from project.shipped_configs import config_dir, shipped_or_given, with_shipped_configs
 
 # Batches come from tensors in memory, so worker processes would only take the cores the model needs.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -57,7 +57,7 @@ def pretraining_class(args: list[str]) -> type[LightningModule]:
     objective = "supervised"
     for index, arg in enumerate(args):
         if arg == "--config" and index + 1 < len(args) or arg.startswith("--config="):
-            path = Path(arg.split("=", 1)[1] if "=" in arg else args[index + 1])
+            path = Path(shipped_or_given(arg.split("=", 1)[1] if "=" in arg else args[index + 1]))
             try:
                 content = yaml.safe_load(path.read_text()) if path.is_file() else None
             except (yaml.YAMLError, OSError, UnicodeDecodeError):  # the parser reads it again, and says what is wrong
@@ -100,6 +100,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str], summary: b
     """
     lightning_info_to_stdout()
     start = time.perf_counter()
+    args = with_shipped_configs(args)
     check_config_files(args)
     cli = ExperimentCLI(
         model_class,

@@ -9,7 +9,7 @@ from jsonargparse import CLI
 
 from project.callbacks.interruption import RunInterrupted
 from project.errors import UserError, exits_on_user_error
-from project.shipped_configs import config_dir
+from project.shipped_configs import config_dir, shipped_or_given, with_shipped_configs
 from project.study.runner import StudySettings, check_study, run_study
 from project.study.summary import summarize
 
@@ -78,16 +78,14 @@ def check_selection(select_on_val: list[str] | None, methods: list[str]) -> None
 
 def resolve_config(finetune_config: str) -> Path:
     """A path as given, or `configs/<name>` as shipped with the project (wherever it is run from)."""
-    path = Path(finetune_config)
-    if not path.is_file() and path.parts[:1] == ("configs",) and (config_dir() / Path(*path.parts[1:])).is_file():
-        path = config_dir() / Path(*path.parts[1:])
+    path = Path(shipped_or_given(finetune_config))
     if not path.is_file():
         raise UserError(f"finetune_config {finetune_config!r} does not exist: name a fine-tuning config file")
     return path
 
 
 def main(args: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if args is None else args)
+    args = with_shipped_configs(list(sys.argv[1:] if args is None else args))
     if not any(a == "--config" or a.startswith("--config=") for a in args):
         args = ["--config", str(config_dir() / "study_digits.yaml"), *args]
     with exits_on_user_error("Check the --trainer settings in --extra_args."):

@@ -23,7 +23,7 @@ from project.cli.input_from_weights import fill_data_from_weights
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.seeding import Stream, derived_seed
-from project.shipped_configs import config_path
+from project.shipped_configs import config_path, shipped_or_given
 from project.transferability.scores import FeatureScores, score_features
 
 SCORE_NAMES = ("LogME", "k-NN acc", "probe acc")
@@ -73,7 +73,7 @@ def parse(parser: ArgumentParser, args: list[str]):
     """Parsed twice: first for --finetune_config, then with its data section (and model.pretrained) as defaults,
     so --data.* changes only what it names."""
     first = parser.parse_args(args)
-    path = Path(first.finetune_config)
+    path = Path(shipped_or_given(first.finetune_config))
     if not path.is_file():
         raise UserError(f"--finetune_config {str(path)!r} does not exist: name a fine-tuning config file")
     finetune = yaml.safe_load(path.read_text()) or {}
