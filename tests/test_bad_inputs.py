@@ -280,6 +280,14 @@ CASES = [
     ("T01", "report", ["{cwd}/nope"],
      "run folder '{cwd}/nope' does not exist: pass lightning_logs/<experiment>/version_N"),
     ("C01", "transferability", ["--sources=[{ckpt_not_torch}]"], "'{ckpt_not_torch}' is not a readable checkpoint:"),
+    # Normalization and channels of a fine-tuning run from weights (review of #22).
+    ("F40", "finetune", ["--model.pretrained={good}", "--data.std=[0.3]"],
+     "mean=None and std=[0.3]: set both (one value per channel), or neither"),
+    ("F41", "finetune", ["--model.pretrained={good}", "--data.channels=3"], "'{good_best}' was pretrained on (1, 28, "
+     "28) (C, H, W) images but the data gives (3, 28, 28): if that is the wrong pretraining run (an experiment "
+     "folder's newest one is taken), point --model.pretrained at the right one; if it is the right one, adapt the "
+     "data to it with --data.channels=1 --data.image_size=28"),
+    ("E40", "evaluate", ["--ckpt_path={good}", "--data.mean=[0.1]", "--data.std=[0.2]"], "--data.mean:"),
     # Experiment names are one folder name: never a path out of --output_dir, nor one no folder can have (audit D6).
     ("N01", "pretrain", ["--output_dir={cwd}/out", "--experiment=../../escaped"], "--experiment '../../escaped' is a "
      f"path, not one folder name: {EXPERIMENT_HELP}"),

@@ -56,11 +56,12 @@ def test_the_backbone_benchmark_prints_a_row_per_case_with_both_phases(capsys):
     assert all(float(row[2]) > 0 and float(row[3]) > 0 and row[4].endswith("× |") for row in rows)
 
 
-@pytest.mark.parametrize("cases", ["[resnet18]", "[resnet18@x]", "[nope@32]"])
-def test_a_bad_backbone_benchmark_case_exits_2_with_one_line(cases, capsys):
+@pytest.mark.parametrize("args", [["--cases=[resnet18]"], ["--cases=[resnet18@x]"], ["--cases=[nope@32]"],
+                                  ["--cases=[resnet18@8]"], ["--cases=[]"], ["--batch_size=1"]])
+def test_a_bad_backbone_benchmark_setting_exits_2_with_one_line(args, capsys):
     from project.benchmarking.backbone_speed import main as backbone_main
 
     with pytest.raises(SystemExit) as exit_info:
-        backbone_main([f"--cases={cases}", "--steps=1"])
+        backbone_main([*args, "--steps=1"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ")

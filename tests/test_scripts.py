@@ -172,3 +172,14 @@ def test_a_shipped_config_is_found_as_configs_name_from_any_folder(tmp_path, cap
         run_experiment(TransferClassifier, "digits_finetune.yaml",
                        ["--config", "configs/timm_convnext_imagefolder.yaml", "--print_config"])
     assert exit_info.value.code == 0 and "experiment: timm_convnext_imagefolder" in capsys.readouterr().out
+
+
+def test_a_resume_asking_for_fewer_epochs_than_trained_is_refused_before_writing(tmp_path, capsys):
+    pretrain("--trainer.max_epochs=2")
+    run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain("--ckpt_path=last", "--trainer.max_epochs=1")
+    assert exit_info.value.code == 2
+    assert "with --trainer.max_epochs=1: it has trained 2 epochs already" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before

@@ -315,3 +315,23 @@ def test_a_repeated_seed_or_method_or_a_run_setting_of_the_study_is_refused(tmp_
         main([*study_args(source, tmp_path), override])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and not (tmp_path / "results.csv").exists()
+
+
+def test_the_same_pretrained_file_with_other_weights_is_another_study(tmp_path, source, capsys):
+    import shutil
+
+    import torch
+
+    copy = tmp_path / "source.ckpt"
+    shutil.copy(find_checkpoint(source, "best"), copy)
+    output = tmp_path / "study"
+    main(study_args(copy, output, seeds="[1]"))
+    checkpoint = torch.load(copy, weights_only=True)
+    checkpoint["state_dict"] = {key: value + 1 if value.is_floating_point() else value
+                                for key, value in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, copy)  # re-saved with other weights under the same name
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(study_args(copy, output, seeds="[1, 2]"))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "holds another study" in err and "pretrained_sha256 was" in err

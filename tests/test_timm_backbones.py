@@ -99,9 +99,27 @@ def test_timm_weights_named_for_another_backbone_are_refused():
         PretrainedBackbone.open("timm:resnet18", "cnn")
 
 
-def test_a_fixed_size_timm_model_names_the_size_it_takes():
-    with pytest.raises(UserError, match="takes only 160×160 images, not 32×32: set --data.image_size=160"):
-        build_backbone("timm:test_vit", (3, 32, 32))
+def test_a_fixed_size_timm_model_names_the_size_it_takes_unless_its_args_change_it():
+    with pytest.raises(UserError, match="timm:test_vit3 cannot take 32×32 images .*: it was made for 160×160; set "
+                                        "--data.image_size=160"):
+        build_backbone("timm:test_vit3", (3, 32, 32))
+    assert build_backbone("timm:test_vit3", (3, 64, 64), {"img_size": 64}).out_features == 96
+
+
+def test_the_feature_count_is_what_the_model_returns_not_timms_num_features():
+    backbone = build_backbone("timm:mobilenetv3_small_050", (3, 32, 32))  # a 1024-wide hidden head layer
+    assert backbone.model.num_features != backbone.out_features == 1024
+    assert backbone.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 1024)
+
+
+@pytest.mark.parametrize(("name", "args", "message"), [
+    ("timm:test_resnet", {"global_pool": ""}, "returns features of shape \\(96, 1, 1\\) per image, not pooled ones"),
+    ("timm:test_resnet.bogustag", None, "timm has no pretrained tag 'bogustag' for test_resnet: choose one of "
+                                        "\\['test_resnet.r160_in1k'\\]"),
+])
+def test_timm_settings_that_cannot_give_pooled_features_are_one_line(name, args, message):
+    with pytest.raises(UserError, match=message):
+        build_backbone(name, (3, 32, 32), args)
 
 
 def test_timm_finetune_from_a_file_tests_and_evaluate_predict_export_give_the_models_outputs(

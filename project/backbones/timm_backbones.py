@@ -6,8 +6,10 @@ The blocks, the classifier, the first convolution and the input the weights were
 from timm's own description of the model (`group_matcher`, `pretrained_cfg`), never from its name.
 """
 
+import logging
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from project.backbones.contract import WeightsInput
@@ -37,6 +39,11 @@ def checked_name(name: str) -> str:
             f"timm has no model {model_name!r} (from {name!r}): name one as timm.list_models() does, optionally with "
             f"a pretrained tag, e.g. timm:resnet18 or timm:convnext_atto.d2_in1k"
         )
+    architecture, tag = timm.models.split_model_name_tag(model_name)
+    tagged = timm.list_pretrained(f"{architecture}.*")
+    if tag and model_name not in tagged:
+        raise UserError(f"timm has no pretrained tag {tag!r} for {architecture}: choose one of {tagged[:8]} "
+                        f"(timm.list_pretrained('{architecture}.*')), or leave the tag out for the default")
     return model_name
 
 
@@ -59,14 +66,8 @@ class TimmBackbone(nn.Module):
         self.model = timm.create_model(checked_name(name), pretrained=False, num_classes=0, in_chans=input_shape[0],
                                        **model_args)
         config = self.model.pretrained_cfg
-        self.any_input_size = not config.get("fixed_input_size", False)
-        trained_size = tuple(config["input_size"][1:])
-        if not self.any_input_size and tuple(input_shape[1:]) != trained_size:
-            raise UserError(
-                f"{name} takes only {trained_size[0]}×{trained_size[1]} images, not {input_shape[1]}×{input_shape[2]}:"
-                f" set --data.image_size={trained_size[0]} (or leave it unset to take the weights' size)"
-            )
-        self.out_features = self.model.num_features
+        self.any_input_size = not config.get("fixed_input_size", False) or bool(model_args.get("dynamic_img_size"))
+        self.out_features = pooled_size(self.model, name, self.input_shape, tuple(config["input_size"][1:]))
         self.block_paths = block_paths(self.model)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -102,6 +103,26 @@ class TimmBackbone(nn.Module):
         return (f"{self.name}: {len(state)} pretrained tensors reused"
                 f"{f'; the stem {adapted[0]} adapted to {self.input_shape[0]} channels' if adapted else ''}; "
                 f"its classifier removed, a new head follows")
+
+
+def pooled_size(model: nn.Module, name: str, input_shape: tuple[int, int, int], trained: tuple[int, int]) -> int:
+    """The number of features `model` returns for one image of `input_shape`, measured by a dry run (timm's
+    `num_features` is not it where a head adds a hidden layer, e.g. MobileNetV3's 1024; `head_hidden_size` is not
+    set by every model): also where it refuses the size, or does not pool, it says so now, not at the first step."""
+    try:
+        with torch.no_grad():
+            features = model.eval()(torch.zeros(1, *input_shape))
+    except (RuntimeError, AssertionError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"{name} cannot take {input_shape[1]}×{input_shape[2]} images ({reason[:200]}): it was made "
+                        f"for {trained[0]}×{trained[1]}; set --data.image_size={trained[0]}, or leave it unset to take "
+                        f"the weights' size") from error
+    finally:
+        model.train()
+    if features.ndim != 2:
+        raise UserError(f"{name} returns features of shape {tuple(features.shape[1:])} per image, not pooled ones: "
+                        f"leave its global_pool at timm's default (a backbone here returns one vector per image)")
+    return features.shape[1]
 
 
 def block_paths(model: nn.Module) -> list[list[str]]:
@@ -141,6 +162,9 @@ def download_timm_weights(name: str) -> dict[str, Tensor]:
     """The state dict of timm's pretrained weights for `name` (downloaded once into the Hugging Face cache)."""
     timm = import_timm()
     model_name = checked_name(name)
+    hub_log = logging.getLogger("huggingface_hub")  # its retry lines, one per attempt, would bury our one line
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)
     try:
         model = timm.create_model(model_name, pretrained=True, num_classes=0)
     except Exception as error:  # the hub's connection and offline errors, or a tag without weights
@@ -150,6 +174,8 @@ def download_timm_weights(name: str) -> dict[str, Tensor]:
             f"(torch.save(timm.create_model('{model_name}', pretrained=True).state_dict(), 'file.pt')) and pass "
             f"--model.pretrained=file.pt --model.backbone=timm:{model_name}"
         ) from error
+    finally:
+        hub_log.setLevel(level)
     return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 

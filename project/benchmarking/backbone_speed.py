@@ -31,8 +31,11 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--epoch_images", type=int, default=1000, help="the epoch the seconds are given for")
     with exits_on_user_error():
         config = parser.parse_args(sys.argv[1:] if args is None else args)
-        if config.batch_size < 1 or config.steps < 1 or config.epoch_images < 1:
-            raise UserError("--batch_size, --steps and --epoch_images must be positive")
+        if config.batch_size < 2 or config.steps < 1 or config.epoch_images < 1:
+            raise UserError("--batch_size must be at least 2 (BatchNorm's training statistics need two images), "
+                            "--steps and --epoch_images at least 1")
+        if not config.cases:
+            raise UserError("--cases '[]' names no backbone: give backbone@size entries, or leave --cases out")
         cases = [parse_case(case) for case in config.cases]
     torch.manual_seed(0)
     print(f"| backbone | size | frozen (probe) s / {config.epoch_images:,} images | full fine-tuning s / "
@@ -50,7 +53,7 @@ def main(args: list[str] | None = None) -> None:
 def parse_case(case: str) -> tuple[str, int]:
     name, _, size = case.rpartition("@")
     if not name or not size.isdigit() or int(size) < 16:
-        raise UserError(f"--cases entry {case!r}: write backbone@size, e.g. resnet18@160")
+        raise UserError(f"--cases entry {case!r}: write backbone@size with a size of 16 or more, e.g. resnet18@160")
     return name, int(size)
 
 

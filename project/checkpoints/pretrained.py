@@ -19,7 +19,7 @@ from project.backbones import Backbone, LibraryBackbone, WeightsInput
 from project.backbones.exact_load import load_exactly
 from project.backbones.registry import is_library_backbone, library_weights_input
 from project.backbones.timm_backbones import PREFIX as TIMM_PREFIX
-from project.backbones.timm_backbones import download_timm_weights, same_architecture
+from project.backbones.timm_backbones import checked_name, download_timm_weights, same_architecture
 from project.backbones.torchvision_zoo import ZOO_ARCHITECTURES, download_torchvision_weights
 from project.backbones.torchvision_zoo import weights_input as torchvision_weights_input
 from project.checkpoints.files import find_checkpoint, read_weights_file
@@ -63,6 +63,7 @@ class PretrainedBackbone:
             state = download_torchvision_weights(arch, weights)
             return cls(location, None, arch, backbone_args, None, state, torchvision_weights_input(arch, weights))
         if location.startswith(TIMM_PREFIX):
+            checked_name(location)  # an unknown name says so, before any comparison with the config's backbone
             if backbone is not None and not same_architecture(backbone, location):
                 raise UserError(f"--model.pretrained={location} holds a {location} backbone but --model.backbone is "
                                 f"{backbone!r}: drop --model.backbone (it is read from the weights)")

@@ -17,7 +17,14 @@ from lightning.pytorch.utilities import rank_zero_only
 from project.callbacks.defaults import default_callbacks
 from project.checkpoints.atomic_io import AtomicCheckpointIO
 from project.checkpoints.pretrained import PretrainedBackbone
-from project.checkpoints.resume import Resume, check_resume_fits, check_same_settings, check_writable, find_resume
+from project.checkpoints.resume import (
+    Resume,
+    check_epochs,
+    check_resume_fits,
+    check_same_settings,
+    check_writable,
+    find_resume,
+)
 from project.checkpoints.run_claims import claim_new_run, claim_run, release_run
 from project.cli.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
 from project.cli.run_folders import check_experiment_name, check_output_dir, run_folder
@@ -84,6 +91,7 @@ class ExperimentCLI(LightningCLI):
             self.input_note = fill_data_from_checkpoint(config["data"], self.resume.checkpoint.get("preprocessing"))
             self.resume_finished = tested_already(self.resume, config["trainer"]["max_epochs"])
             check_writable(self.resume)
+            check_epochs(self.resume, config["trainer"]["max_epochs"])
         if "pretrained" not in model or model["pretrained"] is None:
             return
         if self.resume is not None:  # the resumed checkpoint holds the whole model: the source is not read again

@@ -41,12 +41,15 @@ def size_from_weights(data: Any, weights: WeightsInput | None) -> str:
 
 def normalization_from_weights(data: Any, model: Any, weights: WeightsInput | None) -> str:
     """The weights' mean/std as the data's unless set, or the target's own is asked for; says which."""
-    if data["mean"] is not None:
+    if data["mean"] is not None or data["std"] is not None:  # one without the other is refused by the data
         return "--data.mean/--data.std as set"
     if weights is None:
         return "the target images' own statistics (the pretrained source records none)"
     if model.get("normalization", "pretrained") == "target":
         return "the target images' own statistics (--model.normalization=target)"
+    if data["channels"] is not None and len(weights.mean) == 1 < data["channels"]:
+        # 1-channel weights on colour data: the model's own check names the channels to set
+        return "the target images' own statistics (the weights' are of 1-channel images)"
     data["mean"], data["std"] = list(weights.mean), list(weights.std)
     return (f"the pretrained weights' statistics ({weights.origin}; --model.normalization=target for the target "
             f"images' own)")
@@ -61,12 +64,12 @@ def fill_data_from_checkpoint(data: Any, preprocessing: dict[str, Any] | None) -
         return "normalized with the data's own statistics (the resumed checkpoint's model takes other images)"
     if data["image_size"] is None and height == width:
         data["image_size"] = height
-    if data["mean"] is not None and rounded(data["mean"]) != rounded(preprocessing["mean"]):
-        raise UserError(f"--data.mean={data['mean']}: the resumed run trained under mean {preprocessing['mean']} "
-                        f"std {preprocessing['std']}; leave --data.mean/--data.std out to keep them, or start a new "
-                        f"run")
-    if data["mean"] is None:
-        data["mean"], data["std"] = list(preprocessing["mean"]), list(preprocessing["std"])
+    for key in ("mean", "std"):
+        if data[key] is not None and rounded(data[key]) != rounded(preprocessing[key]):
+            raise UserError(f"--data.{key}={data[key]}: the resumed run trained under mean {preprocessing['mean']} "
+                            f"std {preprocessing['std']}; leave --data.mean/--data.std out to keep them, or start a "
+                            f"new run")
+    data["mean"], data["std"] = list(preprocessing["mean"]), list(preprocessing["std"])
     return "size and normalization: the resumed checkpoint's (its run trained under them)"
 
 

@@ -41,6 +41,10 @@ def main(args: list[str] | None = None) -> None:
         model, path = load_trained_model(config.ckpt_path)
         trained_on = load_checkpoint(path).get("datamodule_hyper_parameters", {})
         config = parse_with_data_defaults(parser, args, trained_on)
+        for key in ("mean", "std"):  # the model's input is what it was trained under: not a setting here
+            if config.data[key] != trained_on.get(key) and config.data[key] != model.preprocessing[key]:
+                raise UserError(f"--data.{key}: evaluation normalizes as the model was trained (its checkpoint's "
+                                f"mean {model.preprocessing['mean']} std {model.preprocessing['std']}); leave it out")
         data = evaluation_data(model, config.data.as_dict(), trained_on)
         folder = output_folder(config.output_dir, run_folder(path) / "evaluation")
         results = evaluate(model, data, device)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from project.checkpoints.files import find_checkpoint, read_weights_file
-from project.checkpoints.pretrained import DOWNLOADED_WEIGHTS
+from project.checkpoints.pretrained import DOWNLOADED_WEIGHTS, checked_sha256
 from project.checkpoints.run_claims import claim_run, release_run
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.run_folders import check_output_dir
@@ -46,6 +46,7 @@ class StudySettings:
     split_seed: int | None = None  # fixed held-out splits (only the labels vary by seed); None: they vary too
     select_on_val: list[str] = field(default_factory=list)  # the summary's choice; not part of the study's identity
     source: str | None = None  # the resolved pretrained checkpoint, once checked
+    source_sha256: str | None = None  # its content's hash: the same file name with other weights is another study
 
 
 def method_args(method: str) -> list[str]:
@@ -110,6 +111,8 @@ def check_study(settings: StudySettings) -> None:
             settings.source = str(find_checkpoint(settings.pretrained, "best").resolve())
             read_weights_file(settings.source)  # read now: a damaged or unsafe file stops here (the runs' previews
             # below check it against their architecture)
+            settings.source_sha256 = checked_sha256(Path(settings.source), None)  # the same path, other weights:
+            # another study
     check_same_study(settings, write=False)
     finished_runs(settings.output_dir / "results.csv")  # an old results.csv of other columns is refused now
     # The extremes of the label budget against the data, and every override, through the runs' own parser.
@@ -133,6 +136,8 @@ def check_study(settings: StudySettings) -> None:
         try:
             preview(method, budget)
         except UserError as error:  # the runs' messages name their own flag; the user set --budgets
+            if "samples_per_class" not in str(error):  # not about the budget: the run's own message, as it is
+                raise
             message = str(error).replace("--data.samples_per_class", "--budgets")
             raise UserError(f"--budgets {budget}: {message}") from None
     for other in set(settings.per_method_args) - {method}:  # its own overrides, checked the same way
@@ -207,7 +212,7 @@ def check_same_study(settings: StudySettings, write: bool) -> None:
     identity = {
         "finetune_config": str(settings.finetune_config.resolve()), "pretrained": settings.source,
         "extra_args": list(settings.extra_args), "per_method_args": dict(settings.per_method_args),
-        "split_seed": settings.split_seed,
+        "split_seed": settings.split_seed, "pretrained_sha256": settings.source_sha256,
     }
     path = settings.output_dir / "study.json"
     try:
