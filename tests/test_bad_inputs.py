@@ -144,8 +144,10 @@ CASES = [
     ("P45", "pretrain", ["--data.val_fraction=0"],
      "the validation split is empty (val_fraction=0.0, limit_val_batches=2), so no best checkpoint can be chosen: "
      "raise --data.val_fraction, or add --model_selection=last_epoch to test and hand on the last epoch's weights"),
-    ("P56", "pretrain", ["--trainer.max_epochs=0"], "max_epochs=0, max_steps=-1, limit_train_batches=3: this run would "
-     "train nothing; set --trainer.max_epochs to 1 or more"),
+    ("P56", "pretrain", ["--trainer.max_epochs=0"], "max_epochs=0: this run would train nothing; set "
+     "--trainer.max_epochs to 1 or more"),
+    ("P57", "pretrain", ["--trainer.limit_train_batches=0"], "limit_train_batches=0: this run would train nothing; "
+     "set --trainer.limit_train_batches to 1 or more"),
     # Paths (was tracebacks).
     ("P37", "pretrain", ["--output_dir={afile}"],
      "--output_dir '{afile}' is a file: give a folder for the run folders"),

@@ -117,10 +117,11 @@ def check_same_settings(resume: Resume, config: dict[str, Any]) -> None:
 def check_epochs(resume: Resume, max_epochs: int | None) -> None:
     """A resume must not ask for fewer epochs than the run has trained (Lightning refuses it once the run folder has
     been written to)."""
-    trained = resume.checkpoint.get("epoch")
-    if max_epochs is not None and max_epochs >= 0 and trained is not None and max_epochs < trained + 1:
+    progress = resume.checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    trained = progress.get("processed")  # epochs whose training finished (Lightning's own count)
+    if max_epochs is not None and max_epochs >= 0 and trained is not None and max_epochs < trained:
         raise UserError(f"cannot resume {str(resume.path)!r} with --trainer.max_epochs={max_epochs}: it has trained "
-                        f"{trained + 1} epochs already; give {trained + 1} or more (to train on), or start a new run")
+                        f"{trained} epochs already; give {trained} or more (to train on), or start a new run")
 
 
 def check_writable(resume: Resume) -> None:

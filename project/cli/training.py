@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.accelerators import CPUAccelerator
@@ -82,6 +83,12 @@ def run_experiment(model_class: type[LightningModule], default_config: str, args
         except RunInterrupted as stop:
             print(interruption_message(stop), file=sys.stderr)
             sys.exit(stop.exit_code)
+        finally:
+            # Lightning leaves the DDP process group open; torch's gloo threads still running at interpreter exit
+            # abort the process ("terminate called without an active exception") about one run in five (measured:
+            # 2 of 9 two-process test runs on 2 cores).
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
 
 
 def interruption_message(stop: RunInterrupted) -> str:
@@ -209,12 +216,12 @@ def check_run_settings(trainer: Trainer, data: ImageDataModule, model_selection:
             f"check_val_every_n_epoch={every} with max_epochs={trainer.max_epochs}: the run would never validate, so "
             f"no checkpoint could be selected; set --trainer.check_val_every_n_epoch to {trainer.max_epochs} or less"
         )
-    if not resuming and (trainer.max_epochs == 0 or trainer.max_steps == 0 or trainer.limit_train_batches == 0):
-        raise UserError(
-            f"max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps}, limit_train_batches="
-            f"{trainer.limit_train_batches}: this run would train nothing; set each to 1 or more (or leave "
-            f"limit_train_batches out)"
-        )
+    limits = {"max_epochs": trainer.max_epochs, "max_steps": trainer.max_steps,
+              "limit_train_batches": trainer.limit_train_batches}
+    zero = [name for name, value in limits.items() if value == 0]
+    if not resuming and zero:
+        raise UserError(f"{', '.join(f'{name}=0' for name in zero)}: this run would train nothing; set "
+                        f"{' and '.join(f'--trainer.{name}' for name in zero)} to 1 or more")
     if model_selection == "best_val" and (len(data.val_set) == 0 or trainer.limit_val_batches == 0):
         raise UserError(
             f"the validation split is empty (val_fraction={data.hparams.val_fraction}, limit_val_batches="
