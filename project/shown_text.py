@@ -12,4 +12,4 @@ def shown(text: str) -> str:
 
 def spreadsheet_cell(text: str) -> str:
     """`text` with a leading `'` where a spreadsheet would read it as a formula (the usual neutralisation)."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    return f"'{text}" if text.lstrip(" \n\r\t").startswith(FORMULA_STARTS) or text.startswith(FORMULA_STARTS) else text

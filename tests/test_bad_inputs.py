@@ -193,6 +193,10 @@ CASES = [
                           "--model.scheduler=onecycle"],
      f"cannot resume '{{good}}/checkpoints/last.ckpt' {OTHER_SETTINGS}: model.optimizer 'adamw' (was 'sgd'); "
      f"model.scheduler 'onecycle' (was 'cosine'); {KEEP_SETTINGS}"),
+    ("RS10", "pretrain", ["--ckpt_path={good}/checkpoints/last.ckpt", "--model.lr=0.05", "--seed_everything=999",
+                          "--trainer.accumulate_grad_batches=4"],
+     f"cannot resume '{{good}}/checkpoints/last.ckpt' {OTHER_SETTINGS}: seed_everything 999 (was 42); "
+     f"trainer.accumulate_grad_batches 4 (was 1); {KEEP_SETTINGS}"),
     ("RS07", "finetune", ["--ckpt_path={finetuned}/checkpoints/last.ckpt", "--model.lr=0.05",
                           "--model.strategy=linear_probe"],
      f"cannot resume '{{finetuned}}/checkpoints/last.ckpt' {OTHER_SETTINGS}: model.strategy 'linear_probe' (was "
@@ -298,6 +302,8 @@ CASES = [
     ("N03", "finetune", ["--output_dir={cwd}/out", "--experiment="], f"--experiment '' is empty: {EXPERIMENT_HELP}"),
     ("N04", "pretrain", ["--output_dir={cwd}/out", f"--experiment={'x' * 300}"], f"--experiment '{'x' * 300}' is over "
      f"200 bytes: {EXPERIMENT_HELP}"),
+    ("N06", "pretrain", ["--output_dir={cwd}/out", "--experiment=.running"], "--experiment '.running' starts with '.' "
+     f"(hidden, and the project's own markers are): {EXPERIMENT_HELP}"),
     ("N05", "pretrain", ["--output_dir={cwd}/out", "--experiment=a\nb"], "--experiment 'a\\nb' has control "
      f"characters: {EXPERIMENT_HELP}"),
 ]

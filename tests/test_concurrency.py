@@ -97,3 +97,12 @@ def test_two_resumes_of_one_run_started_together_never_both_write_it(tmp_path):
     # One config-resume file per process that ran: a refused one wrote nothing into the run.
     assert len(list(run.glob("config-resume-*.yaml"))) == 2 - len(refused)
     assert not (run / RUNNING_MARKER).exists() and os.path.isfile(run / "checkpoints" / "last.ckpt")
+
+
+def test_the_newest_run_is_a_finished_one_where_there_is_one(tmp_path, capsys):
+    for _ in range(2):
+        fit_and_test(ImageClassifier, IN_PROCESS)
+    experiment = tmp_path / "lightning_logs" / "digits_pretrain"
+    (experiment / "version_1" / "test_metrics.json").unlink()  # as a run killed before its final test leaves it
+    assert find_checkpoint(experiment, "best").parent.parent.name == "version_0"
+    assert "not finished (no final test); taking the newest finished run" in capsys.readouterr().out

@@ -148,3 +148,30 @@ def test_the_readmes_use_a_trained_model_commands_run_word_for_word(finetuned_ru
         assert result.returncode == 0, (command, result.stderr[-2000:])
     rows = read_rows(tmp_path / "predictions.csv")
     assert len(rows) == 7 and all(row["class_1"] in "56789" for row in rows)  # the model's classes: digits 5-9
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c["preprocessing"].update(class_names=["a"]), "its class_names are not 5 names, one per output"),
+    (lambda c: c["preprocessing"].update(mean="abc"), "its mean 'abc'"),
+    (lambda c: c["preprocessing"].update(input_shape=[1, 100000, 100000]), "its input_shape [1, 100000, 100000]"),
+    (lambda c: c["preprocessing"].update(std=[0.0]), "std above 0"),
+    (lambda c: c.update(preprocessing="x"), "its preprocessing or hyperparameters are not a mapping"),
+])
+def test_a_checkpoint_with_damaged_preprocessing_is_one_line(run, images, tmp_path, edit, message, capsys):
+    from tiny_runs import best_checkpoint
+
+    checkpoint = torch.load(best_checkpoint(run), weights_only=True)
+    edit(checkpoint)
+    path = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, path)
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main(["--ckpt_path", str(path), str(images / "gray28.png")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_a_formula_after_leading_whitespace_is_neutralised_too():
+    from project.shown_text import spreadsheet_cell
+
+    assert spreadsheet_cell("\n=1+1") == "'\n=1+1" and spreadsheet_cell("  @SUM(A1)") == "'  @SUM(A1)"
+    assert spreadsheet_cell("cat") == "cat"

@@ -335,3 +335,17 @@ def test_the_same_pretrained_file_with_other_weights_is_another_study(tmp_path, 
         main(study_args(copy, output, seeds="[1, 2]"))
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "holds another study" in err and "pretrained_sha256 was" in err
+
+
+def test_a_repeated_or_unreadable_row_is_dropped_and_its_run_trained_again(tmp_path, source, capsys):
+    main(study_args(source, tmp_path, seeds="[1]"))
+    results = tmp_path / "results.csv"
+    lines = results.read_text().splitlines(keepends=True)
+    broken = lines[2].split(",")
+    broken[3] = "nan"  # test_acc
+    results.write_text("".join([*lines, lines[1], ",".join(broken)]))  # a duplicate, and a row that is no number
+    capsys.readouterr()
+    main(study_args(source, tmp_path, seeds="[1]"))
+    assert "2 incomplete, unreadable or repeated row(s)" in capsys.readouterr().out
+    rows = read_rows(results)
+    assert len(rows) == 4 and len({(r["method"], r["samples_per_class"], r["seed"]) for r in rows}) == 4

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 
-from project.checkpoints.run_claims import writer_of
+from project.checkpoints.run_claims import TEST_RECORD, writer_of
 from project.errors import UserError
 
 CHECKPOINT_PATTERNS = {"best": "best-*.ckpt", "last": "last.ckpt"}
@@ -52,6 +52,12 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
                 print(f"note: passing over {', '.join(str(run) for run in busy)}: still being trained "
                       f"({writer_of(busy[0])}); taking the newest finished run")
             runs = [run for run in runs if run not in busy]
+            finished = [run for run in runs if (run / TEST_RECORD).is_file()]
+            if finished and runs[0] not in finished:  # killed or stopped before their test: not yet a selection
+                newer = runs[: runs.index(finished[0])]
+                print(f"note: passing over {', '.join(str(run) for run in newer)}: not finished (no final test); "
+                      f"taking the newest finished run, {finished[0]}")
+                runs = runs[runs.index(finished[0]):]
     for run in runs:
         pattern = CHECKPOINT_PATTERNS["last" if which == "best" and selects_last_epoch(run) else which]
         found = sorted((run / "checkpoints").glob(pattern), key=lambda p: p.stat().st_mtime)

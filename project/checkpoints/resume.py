@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch import LightningModule
 
 from project.checkpoints.files import find_checkpoint, load_checkpoint, version_number
@@ -23,9 +24,11 @@ TRAINING_KEYS = {
     "model": ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "scheduler", "label_smoothing", "strategy",
               "reinit_blocks", "backbone_lr_ratio", "layer_decay", "unfreeze_at", "lp_fraction", "ft_lr_ratio",
               "probe_views", "normalization", "temperature"),
-    "data": ("batch_size", "samples_per_class", "val_samples_per_class", "val_fraction", "test_fraction", "split_seed",
-             "budget_seed", "classes", "augment", "crop_padding"),  # mean, std: input_from_weights.py
+    "data": ("dataset", "batch_size", "samples_per_class", "val_samples_per_class", "val_fraction", "test_fraction",
+             "split_seed", "budget_seed", "classes", "augment", "crop_padding"),  # mean, std: input_from_weights.py
 }
+RUN_KEYS = {"": ("seed_everything", "model_selection"),  # compared with the run's first config.yaml
+            "trainer": ("accumulate_grad_batches", "gradient_clip_val", "precision")}
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,14 @@ def check_same_settings(resume: Resume, config: dict[str, Any]) -> None:
         if key in saved[section] and key in config[section]
         and normalized(config[section][key]) != normalized(saved[section][key])
     ]
+    first = resume.run_folder / "config.yaml" if resume.run_folder is not None else None
+    started = (yaml.safe_load(first.read_text()) or {}) if first is not None and first.is_file() else {}
+    for section, keys in RUN_KEYS.items():  # what only the run's first config.yaml records
+        recorded = started.get(section, {}) if section else started
+        given = config[section] if section else config
+        changed += [f"{section + '.' if section else ''}{key} {normalized(given[key])!r} (was "
+                    f"{normalized(recorded[key])!r})" for key in keys if isinstance(recorded, dict)
+                    and key in recorded and normalized(given[key]) != normalized(recorded[key])]
     if changed:
         raise UserError(
             f"cannot resume {str(resume.path)!r} with other training settings than it was started with: "

@@ -6,11 +6,13 @@ remove it."""
 
 import os
 import socket
+import time
 from pathlib import Path
 
 from project.errors import UserError
 
 RUNNING_MARKER = ".running"
+TEST_RECORD = "test_metrics.json"  # written into a run folder when its final test completes: the run finished
 
 
 def writer_of(run: Path) -> str | None:
@@ -44,22 +46,52 @@ def claim_run(run: Path, take_over: bool = False, what_to_do: str = RESUME_HINT)
     writes it, unless `take_over` (a requeued SLURM job, whose earlier start on another node left the marker)."""
     marker = run / RUNNING_MARKER
     content = f"{os.getpid()} {socket.gethostname()}\n"
+    written = run / f".running.{os.getpid()}"  # the marker appears whole: a reader never sees it empty
     while True:
         try:
-            with open(marker, "x") as file:  # exclusive creation: of two processes, one wins
-                file.write(content)
+            written.write_text(content)
+            try:
+                os.link(written, marker)  # exclusive creation: of two processes, one wins
+            finally:
+                written.unlink(missing_ok=True)
             return
         except FileExistsError:
+            if marker.is_dir():
+                raise UserError(f"{str(marker)!r} is a folder, where this project keeps its run marker: move it "
+                                f"away, or use another --output_dir") from None
             writer = writer_of(run)
-            if writer is not None and not take_over:
-                raise UserError(
-                    f"another process ({writer}) is training in {str(run)!r}: {what_to_do} (if no process writes "
-                    f"there any more, delete {str(marker)!r})"
-                ) from None
-            marker.unlink(missing_ok=True)  # stale: its process is gone; retry the exclusive creation
+            if writer is None or take_over:
+                replace_stale(marker, take_over)  # retried by the loop's exclusive creation
+                continue
+            raise UserError(
+                f"another process ({writer}) is training in {str(run)!r}: {what_to_do} (if no process writes there "
+                f"any more, delete {str(marker)!r})"
+            ) from None
         except OSError as error:
             raise UserError(f"cannot write into the run folder {str(run)!r} ({error.strerror}): give an --output_dir "
                             f"you can write in") from error
+
+
+def replace_stale(marker: Path, take_over: bool) -> None:
+    """Remove a stale marker, one process at a time: of several that found it stale, only the holder of the
+    take-over lock removes it, after checking again, so two can never both take the run over."""
+    lock = marker.with_name(f"{marker.name}.takeover")
+    try:
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:  # another process is taking it over; a lock left by a killed one expires
+        try:
+            if time.time() - lock.stat().st_mtime > 30:
+                lock.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+        return
+    try:
+        if take_over or writer_of(marker.parent) is None:
+            marker.unlink(missing_ok=True)
+    finally:
+        os.close(descriptor)
+        lock.unlink(missing_ok=True)
 
 
 def release_run(run: Path) -> None:

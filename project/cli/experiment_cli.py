@@ -25,7 +25,7 @@ from project.checkpoints.resume import (
     check_writable,
     find_resume,
 )
-from project.checkpoints.run_claims import claim_new_run, claim_run, release_run
+from project.checkpoints.run_claims import TEST_RECORD, claim_new_run, claim_run, release_run
 from project.cli.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
 from project.cli.run_folders import check_experiment_name, check_output_dir, run_folder
 from project.errors import UserError
@@ -164,9 +164,6 @@ class ExperimentCLI(LightningCLI):
     def release_run_folder(self) -> None:
         if self.claimed_run is not None:
             release_run(self.claimed_run)
-
-
-TEST_RECORD = "test_metrics.json"  # written into the run folder when its final test completes
 
 
 def tested_already(resume: Resume, max_epochs: int | None) -> bool:

@@ -39,6 +39,8 @@ def check_experiment_name(name: str) -> None:
     wrong = ("is empty" if not name else
              "is a path, not one folder name" if "/" in name or "\\" in name or name in (".", "..") else
              "has control characters" if not name.isprintable() else
+             "starts with '.' (hidden, and the project's own markers are)" if name.startswith(".") else
+             "starts or ends with a space" if name != name.strip() else
              f"is over {MAX_EXPERIMENT_BYTES} bytes" if len(name.encode()) > MAX_EXPERIMENT_BYTES else None)
     if wrong:
         raise UserError(f"--experiment '{shown(name)}' {wrong}: name the run's folder under --output_dir with one "

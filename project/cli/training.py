@@ -19,8 +19,9 @@ from project.callbacks.best_checkpoint import BestCheckpoint
 from project.callbacks.interruption import RunInterrupted, StopOnSignal, last_checkpoint_path
 from project.callbacks.phase_timer import PhaseTimer
 from project.checkpoints.files import find_checkpoint
+from project.checkpoints.run_claims import TEST_RECORD
 from project.cli.config_files import check_config_files
-from project.cli.experiment_cli import TEST_RECORD, ExperimentCLI
+from project.cli.experiment_cli import ExperimentCLI
 from project.cli.input_from_weights import input_line
 from project.cli.run_folders import record_slurm_job
 from project.data import ImageDataModule

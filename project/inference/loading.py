@@ -5,6 +5,7 @@ normalization, shape, class names), so nothing the model was first built from (a
 weights) is read again.
 """
 
+import math
 from pathlib import Path
 
 import torch
@@ -41,6 +42,7 @@ def load_trained_model(location: str | Path, device: torch.device | str = "cpu")
             f"{str(path)!r} does not say which model wrote it or what its input must be: give a checkpoint written "
             f"by this version's scripts/pretrain.py or scripts/finetune.py"
         )
+    check_preprocessing(checkpoint, path)
     if not issubclass(model_class, ImageClassifier):  # e.g. SimCLR: features, no classifier to evaluate or export
         raise UserError(
             f"{str(path)!r} is a {model_class.__name__} checkpoint: a backbone without a classifier, so it has no "
@@ -56,6 +58,33 @@ def load_trained_model(location: str | Path, device: torch.device | str = "cpu")
             f"it was edited, or written by another version of this project; retrain or use another checkpoint"
         ) from error
     return model.to(device).eval(), path
+
+
+MAX_SIDE = 4096  # pixels: a larger recorded input would be a damaged or hostile file, not a model of this project
+
+
+def check_preprocessing(checkpoint: dict, path: Path) -> None:
+    """What a checkpoint says its input and classes are must be usable as it stands: it becomes tensors, shapes
+    and an export's JSON. A damaged or hand-made file is one line here, not a traceback or a wrong artifact."""
+    recorded, hparams = checkpoint.get("preprocessing"), checkpoint.get("hyper_parameters")
+    problem = None
+    if not isinstance(recorded, dict) or not isinstance(hparams, dict):
+        problem = "its preprocessing or hyperparameters are not a mapping"
+    else:
+        shape, mean, std, names = (recorded.get(key) for key in ("input_shape", "mean", "std", "class_names"))
+        numbers = [*mean, *std] if isinstance(mean, list) and isinstance(std, list) else []
+        if not (isinstance(shape, list | tuple) and len(shape) == 3 and all(isinstance(v, int) for v in shape)
+                and shape[0] in (1, 3) and all(0 < v <= MAX_SIDE for v in shape[1:])):
+            problem = f"its input_shape {shape!r} is not (1 or 3, H, W) with sides of 1 to {MAX_SIDE}"
+        elif not numbers or len(mean) != shape[0] or len(std) != shape[0] or not all(
+                isinstance(v, int | float) and math.isfinite(v) for v in numbers) or min(std) <= 0:
+            problem = f"its mean {mean!r} and std {std!r} are not {shape[0]} finite numbers each (std above 0)"
+        elif not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+                  and len(names) == hparams.get("num_classes", len(names))):
+            problem = f"its class_names are not {hparams.get('num_classes')} names, one per output"
+    if problem:
+        raise UserError(f"{str(path)!r} cannot be used: {problem}; it was damaged or edited: retrain, or use another "
+                        f"checkpoint")
 
 
 def inference_device(name: str | None) -> torch.device:

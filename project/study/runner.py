@@ -8,6 +8,7 @@ rerun. A run stopped by a signal resumes from its own last.ckpt when the study i
 import csv
 import io
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -114,6 +115,10 @@ def check_study(settings: StudySettings) -> None:
             settings.source_sha256 = checked_sha256(Path(settings.source), None)  # the same path, other weights:
             # another study
     check_same_study(settings, write=False)
+    for name in ("results.csv", "study.json"):
+        if (settings.output_dir / name).exists() and not (settings.output_dir / name).is_file():
+            raise UserError(f"{str(settings.output_dir / name)!r} is not a file: move it away, or give the study "
+                            f"another --output_dir")
     finished_runs(settings.output_dir / "results.csv")  # an old results.csv of other columns is refused now
     # The extremes of the label budget against the data, and every override, through the runs' own parser.
     method = next((m for m in settings.methods if m != "scratch"), "scratch")
@@ -178,12 +183,27 @@ def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
         )
     complete = lines[-1].endswith("\n") if len(lines) > 1 else True
     rows = list(reader)
-    kept = [row for row in rows[: len(rows) - (not complete)] if None not in row and None not in row.values()]
+    kept, seen = [], set()
+    for row in rows[: len(rows) - (not complete)]:
+        key = (row.get("method"), row.get("samples_per_class"), row.get("seed"))
+        if whole_row(row) and key not in seen:  # a repeated run would count twice in every mean and interval
+            kept.append(row)
+            seen.add(key)
     if len(kept) < len(rows):
-        print(f"note: {len(rows) - len(kept)} incomplete row(s) of {results_csv} (a run killed while writing it) "
-              f"dropped; those runs are trained again")
+        print(f"note: {len(rows) - len(kept)} incomplete, unreadable or repeated row(s) of {results_csv} dropped "
+              f"(a run killed while writing it, or a hand edit); those runs are trained again")
         replace_file(results_csv, lambda path: write_rows(path, kept))
     return {(row["method"], row["samples_per_class"], row["seed"]) for row in kept}
+
+
+def whole_row(row: dict) -> bool:
+    """Every column there, and the accuracies and losses finite numbers."""
+    if None in row or None in row.values():
+        return False
+    try:
+        return all(math.isfinite(float(row[key])) for key in ("test_acc", "test_loss"))
+    except ValueError:
+        return False
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
@@ -217,6 +237,8 @@ def check_same_study(settings: StudySettings, write: bool) -> None:
     path = settings.output_dir / "study.json"
     try:
         saved = json.loads(path.read_text()) if path.is_file() else {}
+        if not isinstance(saved, dict):
+            raise json.JSONDecodeError("not a mapping of the study's settings", path.read_text(), 0)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{str(path)!r} is damaged ({error}): it records which study this folder holds; if you know "
                         f"it is this one, delete it and start the same command again (results.csv is kept)") from error
