@@ -267,7 +267,7 @@ def test_a_row_cut_by_a_kill_is_dropped_and_its_run_trained_again(tmp_path, sour
     capsys.readouterr()
     main(study_args(source, tmp_path, seeds="[1, 2]"))
     out = capsys.readouterr().out
-    assert "1 incomplete row(s)" in out and "8 runs, 3 already in" in out
+    assert "1 incomplete, unreadable or repeated row(s)" in out and "8 runs, 3 already in" in out
     rows = read_rows(results)
     assert len(rows) == 8 and rows[:3] == complete[:3]  # nothing glued to the cut row, nothing lost
     assert sorted((row["method"], row["samples_per_class"], row["seed"]) for row in rows) == sorted(
