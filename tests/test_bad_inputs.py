@@ -158,8 +158,8 @@ CASES = [
     ("R16", "predict", ["--ckpt_path={good}", "{good}", "--output_csv={afile}"],
      "--output_csv '{afile}' exists: give a new file name (earlier predictions are kept)"),
     ("S08", "study", ["--output_dir={afile}"], "--output_dir '{afile}' is a file: give a folder for the run folders"),
-    ("T05", "report", ["{mlp}"], "'{mlp}' holds no TensorBoard event files (events.out.tfevents.*): pass a run folder "
-     "lightning_logs/<experiment>/version_N of a run that logged to TensorBoard"),
+    ("T05", "report", ["{mlp}"], "'{mlp}' holds no TensorBoard event files (events.out.tfevents.*) and no "
+     "metrics.csv: pass a run folder lightning_logs/<experiment>/version_N of a run that logged to TensorBoard or CSV"),
     ("T09", "report", ["{garbage_events}"], "'{garbage_events}' holds event files but no readable curves in them "
      "(damaged, or not TensorBoard's): pass the run folder of a run that logged to TensorBoard"),
     # Resuming with a checkpoint that does not fit (was tracebacks that wrote into the old run).

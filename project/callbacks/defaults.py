@@ -6,16 +6,17 @@ from project.callbacks.best_checkpoint import BestCheckpoint
 from project.callbacks.epoch_seeding import ReseedEveryEpoch
 from project.callbacks.evaluation_figures import LogEvaluationFigures
 from project.callbacks.interruption import FlushLogsOnCheckpoint, StopOnSignal
+from project.callbacks.log_file_progress import LogFileProgressBar
 from project.callbacks.phase_timer import PhaseTimer
 from project.callbacks.slurm_requeue import RequeueBetweenSteps
 
 
 def default_callbacks(
     with_lr_monitor: bool, checkpoint_every_n_steps: int | None = None, model_selection: str = "best_val",
-    monitor: str = "val/acc",
+    monitor: str = "val/acc", progress_in_lines: bool = False,
 ) -> list[Callback]:
     """Checkpoints (the best by `monitor`, ties by val/loss, unless the last epoch is selected; the last, to
-    resume), interruption, per-epoch seeding, lr curves, test figures."""
+    resume), interruption, per-epoch seeding, lr curves, test figures; progress as lines for a log file."""
     callbacks: list[Callback] = [
         # A checkpointer of its own for last.ckpt: Lightning 2.6's save_last only writes when the best one changed,
         # so a run whose val/acc stopped improving would resume from an old epoch.
@@ -27,6 +28,8 @@ def default_callbacks(
         LogEvaluationFigures(),  # does nothing without a TensorBoard logger
         PhaseTimer(),
     ]
+    if progress_in_lines:
+        callbacks.append(LogFileProgressBar())
     if model_selection == "best_val":  # ties: the lower val/loss wins
         callbacks.insert(0, BestCheckpoint(monitor=monitor, mode="max", filename="best-{epoch:03d}"))
     if checkpoint_every_n_steps:  # mid-epoch copies of last.ckpt (Lightning's checkpointers take one trigger each)

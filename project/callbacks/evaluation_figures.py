@@ -1,9 +1,15 @@
-"""At test time, show in TensorBoard what the test accuracy hides: a confusion matrix, sample predictions,
-and the final test metrics next to the hyperparameters (the HPARAMS tab)."""
+"""At test time, show what the test accuracy hides: a confusion matrix and sample predictions, in each logger
+that takes figures (TensorBoard, W&B, MLflow) and as PNG files in the run folder for those that do not (CSV);
+in TensorBoard, the final test metrics next to the hyperparameters too (the HPARAMS tab)."""
 
+from pathlib import Path
+
+import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -14,7 +20,7 @@ from project.lightning_modules.classifier import ImageClassifier
 class CollectTestPredictions(Callback):
     """Accumulates a test run's confusion matrix (torchmetrics) and its first 16 images with their predictions.
 
-    Collects only under a TensorBoard logger unless `always` (scripts/evaluate.py): without one, no extra work.
+    Collects only when the run has a logger, or `always` (scripts/evaluate.py): without one, no extra work.
     """
 
     def __init__(self, always: bool = False) -> None:
@@ -26,7 +32,7 @@ class CollectTestPredictions(Callback):
         self.samples = []
         if not isinstance(pl_module, ImageClassifier):  # no classes predicted (SimCLR): nothing to show
             self.confusion = None
-        elif self.always or isinstance(trainer.logger, TensorBoardLogger):
+        elif self.always or trainer.loggers:
             self.confusion = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
         else:
             self.confusion = None
@@ -48,23 +54,47 @@ class CollectTestPredictions(Callback):
 
 
 class LogEvaluationFigures(CollectTestPredictions):
-    """At the end of a test run: the confusion matrix, sample predictions and HPARAMS metrics in TensorBoard."""
+    """At the end of a test run: the confusion matrix and sample predictions in every logger (see the module's
+    docstring), and HPARAMS metrics in TensorBoard."""
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        logger = trainer.logger
-        if self.confusion is None or not isinstance(logger, TensorBoardLogger):
+        if self.confusion is None or not trainer.loggers:
             return
         matrix = self.confusion.compute().cpu()  # under DDP a collective: every rank computes, rank 0 draws
+        if not trainer.is_global_zero:
+            return
         names = pl_module.hparams.get("class_names") or [str(i) for i in range(len(matrix))]
         step = trainer.global_step
-        if trainer.is_global_zero:
-            logger.experiment.add_figure("test/confusion_matrix", confusion_matrix_figure(matrix, names), step)
-        if trainer.is_global_zero and self.samples:
+        figures = {"test/confusion_matrix": confusion_matrix_figure(matrix, names)}
+        if self.samples:
             images, labels, predictions = (torch.cat(parts) for parts in zip(*self.samples, strict=True))
-            figure = predictions_figure(images, labels, predictions, names)
-            logger.experiment.add_figure("test/predictions", figure, step)
+            figures["test/predictions"] = predictions_figure(images, labels, predictions, names)
+        for tag, figure in figures.items():
+            publish_figure(trainer.loggers, Path(trainer.log_dir), tag, figure, step)
         metrics = {name: float(trainer.callback_metrics[name]) for name in ("test/acc", "test/loss")
                    if name in trainer.callback_metrics}
-        if metrics:
-            # At the step the test metrics were logged, so the copy log_hyperparams writes lands on the same point.
-            logger.log_hyperparams(pl_module.hparams, metrics, step=step)
+        for logger in trainer.loggers:
+            if metrics and isinstance(logger, TensorBoardLogger):
+                # At the step the test metrics were logged, so the copy log_hyperparams writes lands on the same point.
+                logger.log_hyperparams(pl_module.hparams, metrics, step=step)
+
+
+def publish_figure(loggers: list[Logger], run_dir: Path, tag: str, figure: Figure, step: int) -> None:
+    """The figure in each logger that takes one; a PNG in the run folder's figures/ if any logger does not."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(tag, figure, step, close=False)  # the others draw it too
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(tag, [rendered(figure)], step=step)
+        elif isinstance(logger, MLFlowLogger):
+            logger.experiment.log_figure(logger.run_id, figure, f"{tag}.png")
+    if not all(isinstance(logger, TensorBoardLogger | WandbLogger | MLFlowLogger) for logger in loggers):
+        (run_dir / "figures").mkdir(exist_ok=True)
+        figure.savefig(run_dir / "figures" / f"{tag.replace('/', '_')}.png")
+
+
+def rendered(figure: Figure) -> np.ndarray:
+    """The figure's pixels (RGB), as W&B's log_image takes them."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

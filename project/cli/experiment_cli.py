@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -28,8 +29,16 @@ from project.checkpoints.resume import (
 from project.checkpoints.run_claims import TEST_RECORD, claim_new_run, claim_run, release_run
 from project.cli.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
 from project.cli.run_folders import check_experiment_name, check_output_dir, run_folder
+from project.cli.run_loggers import (
+    DEFAULT_LOGGER,
+    build_loggers,
+    check_logger_specs,
+    keep_earlier_metrics,
+    logger_specs,
+)
 from project.errors import UserError
 from project.lightning_modules import OBJECTIVES
+from project.progress import on_terminal
 
 RUN_ARGUMENTS = [  # (name, type, default, help): the run's own settings, beside those of the model, data and Trainer
     ("experiment", str, "experiment", "Run folder under output_dir."),
@@ -59,6 +68,7 @@ class ExperimentCLI(LightningCLI):
         self.claimed_run: Path | None = None  # the run folder this process writes (rank 0)
         self.resume_finished = False  # resuming a run that has trained its max_epochs: it is tested, not changed
         self.created_folders: list[Path] = []  # what the claim created, the run folder first
+        kwargs["trainer_defaults"] = {"logger": DEFAULT_LOGGER, **kwargs.get("trainer_defaults", {})}
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -78,6 +88,11 @@ class ExperimentCLI(LightningCLI):
                 f"--objective={config['objective']} trains a {wanted.__name__}, but this command runs a "
                 f"{self.model_class.__name__}: pretraining objectives are for scripts/pretrain.py"
             )
+        # The loggers are built once the run folder is known (instantiate_trainer), not with the other classes.
+        self.logger_config = config["trainer"]["logger"]
+        self.logger_specs = logger_specs(self.logger_config)
+        check_logger_specs(self.logger_specs)
+        config["trainer"]["logger"] = False
         check_output_dir(config["output_dir"])
         check_experiment_name(config["experiment"])
         every_n_steps = config["checkpoint_every_n_steps"]
@@ -109,8 +124,9 @@ class ExperimentCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         """The model receives its pretrained weights (or is checked against the checkpoint it resumes), then the
-        Trainer is built to write into the run folder: TensorBoard logs there unless the config names another
-        logger; with `--trainer.logger=false` the folder still holds config.yaml and checkpoints/."""
+        Trainer is built to write into the run folder, with the loggers `--trainer.logger` names (TensorBoard by
+        default; see run_loggers); with `--trainer.logger=false` the folder still holds config.yaml and
+        checkpoints/."""
         if self.pretrained is not None:
             self.model.load_pretrained(self.pretrained)
         if self.resume is not None:  # the architecture first: another model is the more basic mistake
@@ -128,11 +144,9 @@ class ExperimentCLI(LightningCLI):
         if continuing:  # keep the run's first config.yaml, record this start's beside it
             configs = sum(1 for _ in Path(folder.log_dir).glob("config*.yaml"))
             self.save_config_kwargs["config_filename"] = f"config-resume-{configs}.yaml"
-        logger = self.config_init["trainer"].get("logger")
-        if logger in (None, True):
-            kwargs["logger"] = logger = folder
+        self.config["trainer"]["logger"] = self.logger_config  # what config.yaml records
         if self.resume_finished:  # only its selected checkpoint is tested: no new config, events or checkpoints
-            kwargs["logger"] = logger = False
+            self.logger_specs = []
             self.save_config_callback = None
         # Lightning saves SLURM's requeue checkpoint (hpc_ckpt_N.ckpt) in default_root_dir, and a requeued job
         # resumes from there: the run folder, so the job continues in it.
@@ -140,11 +154,18 @@ class ExperimentCLI(LightningCLI):
         plugins = self.config_init["trainer"].get("plugins") or []
         kwargs["plugins"] = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
         # Set here rather than in the constructor: the lr monitor needs a logger, which the config may turn off.
+        trainer_config = self.config["trainer"]
+        given_callbacks = self.config_init["trainer"].get("callbacks") or []
+        own_bar = any(isinstance(callback, ProgressBar) for callback in given_callbacks)
         self.trainer_defaults["callbacks"] = default_callbacks(
-            bool(logger), self.config["checkpoint_every_n_steps"], self.config["model_selection"],
+            bool(self.logger_specs), self.config["checkpoint_every_n_steps"], self.config["model_selection"],
             self.model.selection_metric,
+            progress_in_lines=trainer_config["enable_progress_bar"] is not False and not own_bar and not on_terminal(),
         )
         try:
+            kwargs["logger"] = build_loggers(self.logger_specs, Path(folder.log_dir)) or False
+            if continuing and self.claims_run_folder:
+                keep_earlier_metrics(Path(folder.log_dir))
             return super().instantiate_trainer(**kwargs)
         except BaseException:  # e.g. a GPU asked for where there is none: the run never starts
             self.abandon_run_folder()

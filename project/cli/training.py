@@ -24,10 +24,12 @@ from project.cli.config_files import check_config_files
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.input_from_weights import input_line
 from project.cli.run_folders import record_slurm_job
+from project.cli.run_loggers import record_tracking_runs, where_to_look
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import OBJECTIVES, ImageClassifier
 from project.output_files import replace_file
+from project.progress import SHOWN, showing_progress
 from project.quiet_lightning import quiet_lightning_adverts
 from project.shipped_configs import config_dir, shipped_or_given, with_shipped_configs
 
@@ -139,9 +141,10 @@ def train_and_test(cli: ExperimentCLI, start: float, summary: bool) -> RunResult
     ckpt_path = str(cli.resume.path) if cli.resume else None
     trainer, data = cli.trainer, cli.datamodule
     # The data is loaded and checked before fit, so a bad setting stops the run before it writes anything.
-    if trainer.local_rank == 0:  # downloads once per machine, as Lightning does
-        data.prepare_data()
-    data.setup("fit")
+    with showing_progress(SHOWN.get() and trainer.progress_bar_callback is not None):  # decoding's progress
+        if trainer.local_rank == 0:  # downloads once per machine, as Lightning does
+            data.prepare_data()
+        data.setup("fit")
     data_seconds = time.perf_counter() - start  # parsing, building, and reading (or decoding) the data
     input_note = cli.input_note and input_line(data.input_shape, data.mean.tolist(), data.std.tolist(), cli.input_note)
     if input_note:
@@ -155,6 +158,7 @@ def train_and_test(cli: ExperimentCLI, start: float, summary: bool) -> RunResult
     else:
         if trainer.is_global_zero:
             record_slurm_job(trainer.log_dir)
+            record_tracking_runs(trainer.loggers, run_folder)
         try:
             trainer.fit(cli.model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
         except SIGTERMException as stop:
@@ -180,7 +184,7 @@ def train_and_test(cli: ExperimentCLI, start: float, summary: bool) -> RunResult
     seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
     log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if summary and trainer.is_global_zero:
-        print_summary(log_dir, trainer.logger is not None, selected, metrics, seconds, input_note)
+        print_summary(log_dir, where_to_look(trainer.loggers, Path(log_dir)), selected, metrics, seconds, input_note)
     return RunResult(
         metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc, seconds
     )
@@ -246,7 +250,8 @@ def selected_checkpoint(trainer: Trainer) -> tuple[str, float | None]:
 
 
 def print_summary(
-    log_dir: str, logged: bool, selected: str, metrics: dict, seconds: dict[str, float], input_note: str | None = None
+    log_dir: str, curves: list[str], selected: str, metrics: dict, seconds: dict[str, float],
+    input_note: str | None = None,
 ) -> None:
     lines = ["", "=" * 60]
     lines.append(f"run folder:   {log_dir}")
@@ -260,6 +265,5 @@ def print_summary(
     else:
         lines.append("test metrics: none: the test split is empty (raise --data.test_fraction to test the model)")
     lines.append("time:         " + ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()))
-    if logged:
-        lines.append(f"curves:       tensorboard --logdir {Path(log_dir).parent.parent}")
+    lines.extend(f"curves:       {where}" for where in curves)
     print("\n".join([*lines, "=" * 60]))

@@ -16,6 +16,7 @@ from project.data.file_images import FileImageSet
 from project.data.image_files import IMAGE_EXTENSIONS, decode_image, image_files, image_header
 from project.data.image_set import ImageSet
 from project.errors import UserError
+from project.progress import Progress
 
 SPLIT_FOLDERS = ("train", "val", "test")
 LabelledFiles = list[tuple[Path, int]]
@@ -181,7 +182,7 @@ def decoded_split(folder: Path, files: LabelledFiles, image_size: int | None, ca
 
 def decode_files(files: LabelledFiles, image_size: int | None) -> ImageSet:
     """Decode (path, label) pairs into one uint8 (N, C, H, W) tensor; all must share a size unless `image_size`."""
-    images = [decode_image(path) for path, _ in files]
+    images = [decode_image(path) for path, _ in Progress(files, "decoding images", unit="img")]
     if image_size is not None:
         images = [resize(image.unsqueeze(0), image_size)[0] for image in images]
     for (path, _), image in zip(files, images, strict=True):

@@ -20,6 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from torch import Tensor
 
+from project.progress import Progress
+
 PENALTIES = 10.0 ** np.arange(-3, 4)  # sklearn's C: the inverse of the L2 penalty
 
 
@@ -84,7 +86,8 @@ def fit_logistic_probe(
             return held_out_scores(fit(standardized[fold], y[fold], c, row_weight[fold]), standardized[held], y[held])
 
         scores = np.array([  # (penalties, 2): mean held-out log-loss and accuracy of each C
-            np.mean([held_out(c, fold, held) for fold, held in splits], axis=0) for c in PENALTIES
+            np.mean([held_out(c, fold, held) for fold, held in splits], axis=0)
+            for c in Progress(PENALTIES, f"logistic probe ({folds}-fold CV per penalty)", unit="C")
         ])
         best = int(np.argmin(scores[:, 0]))
         penalty, cv_log_loss, cv_accuracy = float(PENALTIES[best]), float(scores[best, 0]), float(scores[best, 1])

@@ -1,5 +1,7 @@
-"""One run folder (`lightning_logs/<experiment>/version_N`) as its TensorBoard event files tell it."""
+"""One run folder (`lightning_logs/<experiment>/version_N`) as its TensorBoard event files, or else its CSV
+logger's metrics files, tell it."""
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ class Run:
     train_loss: list[tuple[int, float]]  # (step, loss)
     test_acc: float | None
     trainable_params: int | None  # `params/trainable`, logged by ImageClassifier when training starts
-    wall_time_s: float  # from the first event to the last scalar
+    wall_time_s: float | None  # from the first event to the last scalar (None: CSV files record no times)
 
     @property
     def best_val_acc(self) -> float | None:
@@ -37,10 +39,12 @@ def read_run(run_dir: Path) -> Run:
     if not run_dir.is_dir():
         raise UserError(f"run folder {str(run_dir)!r} does not exist: pass lightning_logs/<experiment>/version_N")
     files = sorted(run_dir.glob("events.out.tfevents.*"))
+    if not files and (run_dir / "metrics.csv").is_file():
+        return read_csv_run(run_dir)
     if not files:
         raise UserError(
-            f"{str(run_dir)!r} holds no TensorBoard event files (events.out.tfevents.*): pass a run folder "
-            f"lightning_logs/<experiment>/version_N of a run that logged to TensorBoard"
+            f"{str(run_dir)!r} holds no TensorBoard event files (events.out.tfevents.*) and no metrics.csv: pass a "
+            f"run folder lightning_logs/<experiment>/version_N of a run that logged to TensorBoard or CSV"
         )
     scalars: dict[str, list[ScalarEvent]] = {}
     first_wall_times = []
@@ -82,3 +86,37 @@ def epoch_of(event: ScalarEvent, epochs: list[ScalarEvent], index: int) -> int:
         return index
     nearest = min(epochs, key=lambda epoch: (epoch.step != event.step, abs(epoch.wall_time - event.wall_time)))
     return int(nearest.value)
+
+
+def read_csv_run(run_dir: Path) -> Run:
+    """The run as its CSV logger wrote it: metrics.csv, after the files a resume set aside (metrics-before-resume-K)."""
+    earlier = sorted(run_dir.glob("metrics-before-resume-*.csv"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+    rows = []
+    for path in [*earlier, run_dir / "metrics.csv"]:
+        try:
+            with path.open(newline="") as file:
+                rows.extend(csv.DictReader(file))
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise UserError(f"{str(path)!r} is not a readable CSV file ({error}): pass a run folder whose metrics.csv "
+                            f"the CSV logger wrote") from error
+
+    def values(column: str, by: str) -> list[tuple[int, float]]:
+        try:
+            return [(int(float(row[by])), float(row[column])) for row in rows if row.get(column) and row.get(by)]
+        except ValueError as error:
+            raise UserError(f"{str(run_dir)!r}: a {column!r} value in its metrics files is not a number ({error})") \
+                from error
+
+    if not any(values(column, "step") for column in ("val/acc", "train/loss", "test/acc")):
+        raise UserError(f"{str(run_dir)!r}: its metrics.csv holds no val/acc, train/loss or test/acc: pass the run "
+                        f"folder of a training run")
+    test_acc, trainable = values("test/acc", "step"), values("params/trainable", "step")
+    resolved = run_dir.resolve()
+    return Run(
+        name=f"{resolved.parent.name}/{resolved.name}",
+        val_acc=values("val/acc", "epoch"),
+        train_loss=values("train/loss", "step"),
+        test_acc=test_acc[-1][1] if test_acc else None,
+        trainable_params=int(trainable[-1][1]) if trainable else None,
+        wall_time_s=None,
+    )

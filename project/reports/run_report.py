@@ -67,7 +67,7 @@ def table_row(run: Run) -> tuple[str, ...]:
         MISSING if run.best_val_acc is None else f"{run.best_val_acc:.4f}",
         MISSING if run.test_acc is None else f"{run.test_acc:.4f}",
         MISSING if run.epochs is None else str(run.epochs),
-        duration(run.wall_time_s),
+        MISSING if run.wall_time_s is None else duration(run.wall_time_s),
         MISSING if run.trainable_params is None else f"{run.trainable_params:,}",
     )
 

@@ -24,6 +24,7 @@ from project.data import ImageDataModule
 from project.errors import UserError
 from project.lightning_modules import TransferClassifier
 from project.output_files import replace_file
+from project.progress import Progress
 from project.shipped_configs import config_dir
 
 FIELDS = [
@@ -288,7 +289,8 @@ def train_missing_runs(settings: StudySettings) -> int:
     plan = [(m, b, s) for m in settings.methods for b in settings.budgets for s in settings.seeds]
     todo = [(m, b, s) for m, b, s in plan if (m, budget_key(b), str(s)) not in done]
     print(f"study: {len(plan)} runs, {len(plan) - len(todo)} already in {results_csv}, {len(todo)} to train")
-    for number, (method, budget, seed) in enumerate(todo, 1):
+    runs = Progress(todo, "study", unit="run")
+    for number, (method, budget, seed) in enumerate(runs, 1):
         experiment = f"{method}_{budget_key(budget)}_seed{seed}"
         start = time.perf_counter()
         args = run_args(settings, method, budget, seed)
@@ -298,7 +300,7 @@ def train_missing_runs(settings: StudySettings) -> int:
         append_result(results_csv, result_row(method, budget, seed, result, time.perf_counter() - start))
         if not settings.keep_checkpoints:
             shutil.rmtree(Path(result.log_dir) / "checkpoints", ignore_errors=True)
-        print(f"study: [{number}/{len(todo)}] {experiment}: test acc {result.metrics['test/acc']:.4f}", flush=True)
+        runs.note(f"study: [{number}/{len(todo)}] {experiment}: test acc {result.metrics['test/acc']:.4f}")
     return len(todo)
 
 

@@ -22,6 +22,7 @@ from project.cli.data_arguments import parse_with_data_defaults
 from project.cli.input_from_weights import fill_data_from_weights
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
+from project.progress import Progress
 from project.seeding import Stream, derived_seed
 from project.shipped_configs import config_path, shipped_or_given
 from project.transferability.scores import FeatureScores, score_features
@@ -105,13 +106,14 @@ def check_source(location: str, config) -> SourceReport:
     data.setup("fit")
     backbone = build_backbone(source.backbone, data.input_shape, source.backbone_args)
     source.copy_into(backbone)
-    pretrained = score_features(backbone, data, config.seed)
-    random = []
-    for index in range(config.random_inits):
-        torch.manual_seed(derived_seed(config.seed, Stream.RANDOM_INIT, index))
-        random.append(score_features(build_backbone(source.backbone, data.input_shape, source.backbone_args), data,
-                                     config.seed))
-    return SourceReport(source.source, source.backbone, pretrained, random, (len(data.train_set), len(data.val_set)))
+    scores = []
+    backbones = range(1 + config.random_inits)  # 0: the pretrained weights; then each random initialization
+    for index in Progress(backbones, f"scoring {source.source} and its random twins", unit="backbone"):
+        if index > 0:
+            torch.manual_seed(derived_seed(config.seed, Stream.RANDOM_INIT, index - 1))
+            backbone = build_backbone(source.backbone, data.input_shape, source.backbone_args)
+        scores.append(score_features(backbone, data, config.seed))
+    return SourceReport(source.source, source.backbone, scores[0], scores[1:], (len(data.train_set), len(data.val_set)))
 
 
 def check_not_trained_on_target(source: PretrainedBackbone, data: ImageDataModule) -> None:

@@ -1,0 +1,162 @@
+"""The run's loggers, whatever `--trainer.logger` names, built around one run folder.
+
+`<output_dir>/<experiment>/version_N` holds the checkpoints and config.yaml whichever loggers a run has, so the
+handoff to fine-tuning, `--ckpt_path last`, studies and reports find them. Loggers that write files
+(TensorBoard, CSV) write them into that folder; a tracking service's logger (MLflow, W&B, any other) logs where
+it is told, and a CSV logger is added beside it so the folder keeps the curves too. Such a logger's run id is
+recorded in the folder (`tracking_runs.json`), so a resumed run continues the same tracked run.
+"""
+
+import importlib
+import json
+from pathlib import Path
+
+from jsonargparse import Namespace, lazy_instance
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+
+from project.checkpoints.files import version_number
+from project.errors import UserError
+from project.output_files import replace_file
+
+# `--trainer.logger`'s default. The save_dir is a placeholder that the run folder replaces: naming another logger
+# (`--trainer.logger=CSVLogger`) keeps the init arguments it shares with this one, so CSVLogger's required
+# save_dir is given and the option works alone (jsonargparse's rule for a changed class_path).
+RUN_FOLDER = "<run folder>"
+DEFAULT_LOGGER = lazy_instance(TensorBoardLogger, save_dir=RUN_FOLDER)
+FOLDER_LOGGERS = (TensorBoardLogger, CSVLogger)  # loggers whose files are the run folder's
+EXTRAS = {WandbLogger: "wandb", MLFlowLogger: "mlflow"}  # this project's pip extra for each service's package
+TRACKING_RUNS = "tracking_runs.json"  # {logger class path: its run id}, for a resume to continue the same run
+DEFAULT_NAME = "lightning_logs"  # the loggers' own default experiment name: left as is, the --experiment is used
+
+
+def logger_specs(value: object) -> list[Namespace]:
+    """`--trainer.logger` as a list of class_path/init_args specs: true (or unset) is the default TensorBoard."""
+    if value is False:
+        return []
+    if value is None or value is True:
+        value = Namespace(class_path=f"{TensorBoardLogger.__module__}.{TensorBoardLogger.__name__}",
+                          init_args=Namespace(save_dir=RUN_FOLDER))
+    return list(value) if isinstance(value, list) else [value]
+
+
+def check_logger_specs(specs: list[Namespace]) -> None:
+    """A folder logger's place is the run folder's: a save_dir, name or version of its own is refused, not ignored."""
+    for spec in specs:
+        class_name = spec.class_path.rpartition(".")[2]
+        if not issubclass(logger_class_of(spec), FOLDER_LOGGERS):
+            continue
+        args = spec.get("init_args") or Namespace()
+        given = {key: args.get(key) for key in ("save_dir", "name", "version")
+                 if args.get(key) not in (RUN_FOLDER, DEFAULT_NAME, None)}
+        if given:
+            raise UserError(
+                f"{class_name}'s {', '.join(f'{key}={value!r}' for key, value in given.items())}: its folder is the "
+                f"run folder, <output_dir>/<experiment>/version_N; set --output_dir and --experiment instead"
+            )
+
+
+def build_loggers(specs: list[Namespace], run_dir: Path) -> list[Logger]:
+    """The loggers of `specs`, writing around `run_dir`: a folder logger first (Lightning takes the first
+    logger's folder as the run's: checkpoints, config.yaml), CSV added when none was asked for."""
+    tracked = tracking_runs(run_dir)
+    loggers = [build_logger(spec, run_dir, tracked) for spec in specs]
+    if loggers and not any(isinstance(logger, FOLDER_LOGGERS) for logger in loggers):
+        loggers.insert(0, CSVLogger(run_dir.parent.parent, name=run_dir.parent.name, version=version_number(run_dir)))
+    return sorted(loggers, key=lambda logger: not isinstance(logger, FOLDER_LOGGERS))
+
+
+def build_logger(spec: Namespace, run_dir: Path, tracked: dict[str, str]) -> Logger:
+    """One logger from its spec, with the run folder's place, names and (on a resume) tracked run id."""
+    logger_class, class_name = logger_class_of(spec), spec.class_path.rpartition(".")[2]
+    earlier_run = tracked.get(tracking_key(logger_class))
+    args = dict(vars(spec.get("init_args") or Namespace()))
+    output_dir, experiment, version = str(run_dir.parent.parent), run_dir.parent.name, run_dir.name
+    if issubclass(logger_class, FOLDER_LOGGERS):
+        args.update(save_dir=output_dir, name=experiment, version=version_number(run_dir))
+        if issubclass(logger_class, TensorBoardLogger):  # the HPARAMS tab shows test metrics, not a placeholder
+            args["default_hp_metric"] = False
+    elif issubclass(logger_class, MLFlowLogger):
+        if args.get("experiment_name") in (None, DEFAULT_NAME):
+            args["experiment_name"] = experiment
+        args["run_name"] = args.get("run_name") or f"{experiment}/{version}"
+        # MLflow 3 refuses its file store (mlruns/); a SQLite file works offline with MLflow 2 and 3 alike.
+        args["tracking_uri"] = args.get("tracking_uri") or f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+        args["artifact_location"] = args.get("artifact_location") or (
+            Path(output_dir).resolve() / "mlflow-artifacts").as_uri()
+        args["run_id"] = args.get("run_id") or earlier_run
+        args.pop("save_dir", None)  # only for the file store
+    elif issubclass(logger_class, WandbLogger):
+        if args.get("name") in (None, DEFAULT_NAME):
+            args["name"] = f"{experiment}/{version}"
+        args["project"] = args.get("project") or experiment
+        args["save_dir"] = str(run_dir)  # W&B's offline files (wandb/) beside the run's checkpoints
+        resumed = args.get("id") or args.get("version") or earlier_run
+        if resumed:
+            args.update(id=resumed, version=None, resume=args.get("resume") or "allow")
+    elif args.get("save_dir") == RUN_FOLDER:  # another library's logger: its own default place
+        args.pop("save_dir")
+    try:
+        return logger_class(**args)
+    except ModuleNotFoundError as error:
+        extra = next((name for cls, name in EXTRAS.items() if issubclass(logger_class, cls)), None)
+        how = f"pip install 'lightning-transfer-lab[{extra}]'" if extra else "install the package it needs"
+        raise UserError(f"--trainer.logger={class_name} needs a package that is not installed ({error}): {how}, "
+                        f"or choose another logger") from error
+
+
+def logger_class_of(spec: Namespace) -> type[Logger]:
+    """The class a spec names (the parser has imported and checked it already)."""
+    module_name, _, class_name = spec.class_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def tracking_key(logger_class: type[Logger]) -> str:
+    return f"{logger_class.__module__}.{logger_class.__name__}"
+
+
+def tracking_runs(run_dir: Path) -> dict[str, str]:
+    """The tracked run ids an earlier start of this run recorded (none for a new run)."""
+    try:
+        recorded = json.loads((run_dir / TRACKING_RUNS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def record_tracking_runs(loggers: list[Logger], run_dir: Path) -> None:
+    """Note each tracking service's run id in the run folder. Its run is started first (`experiment`, as
+    Lightning does on the first log): W&B knows the id only then."""
+    ids = {}
+    for logger in loggers:
+        if not isinstance(logger, FOLDER_LOGGERS) and logger.experiment is not None:
+            ids[tracking_key(type(logger))] = logger.version
+    ids = {name: run_id for name, run_id in ids.items() if isinstance(run_id, str)}
+    if ids and ids != tracking_runs(run_dir):
+        replace_file(run_dir / TRACKING_RUNS, lambda path: path.write_text(json.dumps(ids, indent=2) + "\n"))
+
+
+def keep_earlier_metrics(run_dir: Path) -> None:
+    """A resumed run's earlier metrics.csv is renamed, not lost: Lightning's CSV logger deletes a metrics.csv it
+    finds in its folder. The report reads them all, in order."""
+    metrics = run_dir / "metrics.csv"
+    if metrics.is_file():
+        earlier = len(list(run_dir.glob("metrics-before-resume-*.csv")))
+        metrics.rename(run_dir / f"metrics-before-resume-{earlier + 1}.csv")
+
+
+def where_to_look(loggers: list[Logger], run_dir: Path) -> list[str]:
+    """The summary's lines saying where each logger's curves are."""
+    lines = []
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            lines.append(f"tensorboard --logdir {run_dir.parent.parent}")
+        elif isinstance(logger, CSVLogger):
+            lines.append(f"{run_dir / 'metrics.csv'} (python scripts/report.py {run_dir})")
+        elif isinstance(logger, MLFlowLogger):
+            # the client's public tracking_uri (starting the client is what the logger did already)
+            lines.append(f"mlflow ui --backend-store-uri {logger.experiment.tracking_uri}")
+        elif isinstance(logger, WandbLogger):
+            lines.append(f"W&B run {logger.version} (offline: wandb sync {run_dir / 'wandb'})")
+        else:
+            lines.append(f"{type(logger).__name__}")
+    return lines
