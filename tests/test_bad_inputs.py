@@ -255,8 +255,8 @@ CASES = [
      "training that writes it first (e.g. python scripts/pretrain.py), or give the .ckpt path"),
     ("E02", "evaluate", ["--ckpt_path={ckpt_text}"],
      "'{ckpt_text}' is not a readable checkpoint (truncated, or another kind of file)"),
-    ("T02", "report", ["{one_each}"], "'{one_each}' holds no TensorBoard event files (events.out.tfevents.*): pass a "
-     "run folder lightning_logs/<experiment>/version_N of a run that logged to TensorBoard"),
+    ("T02", "report", ["{one_each}"], "'{one_each}' holds no TensorBoard event files (events.out.tfevents.*) and no "
+     "metrics.csv: pass a run folder lightning_logs/<experiment>/version_N of a run that logged to TensorBoard or CSV"),
     ("P04", "pretrain", ["--data.batch_size=0"], "batch_size=0 must be a positive whole number"),
     ("P10", "pretrain", ["--data.classes=[0]"], "classes=[0] must name at least two different classes, each once"),
     ("P14", "pretrain", ["--data.dataset=imagefolder", "--data.root={cwd}/nope"],

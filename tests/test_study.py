@@ -54,8 +54,8 @@ def test_study_writes_a_row_per_run_a_matching_table_and_a_plot(tmp_path, source
     assert table.strip() in capsys.readouterr().out  # printed at the end too
     assert "| linear_probe | " in table.split("gain over scratch")[1]
 
-    with Image.open(tmp_path / "results.png") as image:
-        assert image.size == (640, 420)
+    with Image.open(tmp_path / "results.png") as image:  # the accuracy curves, and the gains' forest plot beside
+        assert image.size == (1280, 420)
 
 
 def test_one_seed_has_no_spread_to_show():

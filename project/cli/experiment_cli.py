@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -63,8 +63,11 @@ class ExperimentCLI(LightningCLI):
     nothing): a new `version_N` created atomically, or the resumed one, marked as this process's until it stops.
     """
 
-    def __init__(self, *args, claims_run_folder: bool = True, **kwargs) -> None:
+    def __init__(
+        self, *args, claims_run_folder: bool = True, extra_callbacks: list[Callback] | None = None, **kwargs
+    ) -> None:
         self.claims_run_folder = claims_run_folder
+        self.extra_callbacks = extra_callbacks or []  # a caller's own (a sweep's pruning), after the run's
         self.claimed_run: Path | None = None  # the run folder this process writes (rank 0)
         self.resume_finished = False  # resuming a run that has trained its max_epochs: it is tested, not changed
         self.created_folders: list[Path] = []  # what the claim created, the run folder first
@@ -161,7 +164,7 @@ class ExperimentCLI(LightningCLI):
             bool(self.logger_specs), self.config["checkpoint_every_n_steps"], self.config["model_selection"],
             self.model.selection_metric,
             progress_in_lines=trainer_config["enable_progress_bar"] is not False and not own_bar and not on_terminal(),
-        )
+        ) + self.extra_callbacks
         try:
             kwargs["logger"] = build_loggers(self.logger_specs, Path(folder.log_dir)) or False
             if continuing and self.claims_run_folder:

@@ -5,12 +5,14 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -33,12 +35,22 @@ from project.progress import SHOWN, showing_progress
 from project.quiet_lightning import quiet_lightning_adverts
 from project.shipped_configs import config_dir, shipped_or_given, with_shipped_configs
 
-# Batches come from tensors in memory, so worker processes would only take the cores the model needs.
-warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-# run_experiment passes the command line as `args` on purpose (to put the default --config first).
-warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended to run from within Python.*")
-# Raised inside Lightning's own code on recent torch; nothing a user can act on.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+@contextmanager
+def lightning_notes_filtered() -> Iterator[None]:
+    """Lightning's warnings that say nothing a user of these runs can act on are left out while a run runs (and
+    only then: importing the project changes no filter)."""
+    with warnings.catch_warnings():
+        # Batches come from tensors in memory, so worker processes would only take the cores the model needs.
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        # The runs pass the command line as `args` on purpose (to put the default --config first).
+        warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended to run from within.*")
+        # Raised inside Lightning's own code on recent torch; nothing a user can act on.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+        # The run folder always holds the claim marker (.running), and an earlier metrics.csv is set aside on resume
+        # (run_loggers.keep_earlier_metrics), so the CSV logger's "will be deleted" warning deletes nothing.
+        warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
+        yield
 
 
 @dataclass
@@ -80,6 +92,7 @@ def run_experiment(model_class: type[LightningModule], default_config: str, args
     args = list(sys.argv[1:] if args is None else args)
     if not any(arg == "--config" or arg.startswith("--config=") for arg in args):
         args = ["--config", str(config_dir() / default_config), *args]
+    lightning_info_to_stdout()
     with exits_on_user_error():
         try:
             return fit_and_test(model_class, args).metrics
@@ -103,12 +116,22 @@ def interruption_message(stop: RunInterrupted) -> str:
             f"and --ckpt_path last")
 
 
-def fit_and_test(model_class: type[LightningModule], args: list[str], summary: bool = True) -> RunResult:
-    """Parse `args` like the command line, fit, then test the selected checkpoint.
+def fit_and_test(
+    model_class: type[LightningModule], args: list[str], summary: bool = True, test: bool = True,
+    callbacks: list[Callback] | None = None,
+) -> RunResult:
+    """Parse `args` like the command line, fit, then test the selected checkpoint (`test=False`: no test, for a
+    search that must choose on validation alone); `callbacks` join the run's own.
 
     Raises UserError on bad input (before anything is written), RunInterrupted on SIGTERM or Ctrl-C.
     """
-    lightning_info_to_stdout()
+    with lightning_notes_filtered():
+        return fit_and_test_run(model_class, args, summary, test, callbacks or [])
+
+
+def fit_and_test_run(
+    model_class: type[LightningModule], args: list[str], summary: bool, test: bool, callbacks: list[Callback]
+) -> RunResult:
     start = time.perf_counter()
     args = with_shipped_configs(args)
     check_config_files(args)
@@ -122,9 +145,10 @@ def fit_and_test(model_class: type[LightningModule], args: list[str], summary: b
         # The modules build their own optimizer and schedule (parameter groups gated by the fine-tuning plan);
         # LightningCLI's --optimizer/--lr_scheduler would silently replace them.
         auto_configure_optimizers=False,
+        extra_callbacks=callbacks,
     )
     try:
-        return train_and_test(cli, start, summary)
+        return train_and_test(cli, start, summary, test)
     except BaseException:
         # A run that fails before its first step (a setting its data refuses, a NaN loss, a Trainer option this
         # machine cannot run) leaves no folder behind; one with a checkpoint (a signal's last.ckpt) is kept.
@@ -136,7 +160,7 @@ def fit_and_test(model_class: type[LightningModule], args: list[str], summary: b
         cli.release_run_folder()
 
 
-def train_and_test(cli: ExperimentCLI, start: float, summary: bool) -> RunResult:
+def train_and_test(cli: ExperimentCLI, start: float, summary: bool, test: bool = True) -> RunResult:
     """Set the data up and check it, fit, then test the selected checkpoint; print the summary if asked."""
     ckpt_path = str(cli.resume.path) if cli.resume else None
     trainer, data = cli.trainer, cli.datamodule
@@ -170,13 +194,13 @@ def train_and_test(cli: ExperimentCLI, start: float, summary: bool) -> RunResult
             requeue_checkpoint.unlink()
         selected, selected_val_acc = selected_checkpoint(trainer)
     metrics = {}
-    if len(data.test_set):
+    if test and len(data.test_set):
         try:
             results = trainer.test(cli.model, datamodule=data, ckpt_path=selected, verbose=False, weights_only=True)
         except SIGTERMException as stop:
             raise RunInterrupted(signal_name(trainer), "testing", selected) from stop
         metrics = results[0] if results else {}
-    if trainer.is_global_zero and not cli.resume_finished:  # the run is finished: a resume only tests it again
+    if trainer.is_global_zero and not cli.resume_finished and test:  # finished: a resume only tests it again
         record = {"checkpoint": selected, "metrics": metrics, "global_step": trainer.global_step,
                   "max_epochs": trainer.max_epochs}
         replace_file(run_folder / TEST_RECORD, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))

@@ -8,6 +8,7 @@ from typing import Literal
 from jsonargparse import CLI
 
 from project.callbacks.interruption import RunInterrupted
+from project.cli.training import lightning_info_to_stdout
 from project.errors import UserError, exits_on_user_error
 from project.shipped_configs import config_dir, shipped_or_given, with_shipped_configs
 from project.study.runner import StudySettings, check_study, run_study
@@ -88,6 +89,7 @@ def main(args: list[str] | None = None) -> None:
     args = with_shipped_configs(list(sys.argv[1:] if args is None else args))
     if not any(a == "--config" or a.startswith("--config=") for a in args):
         args = ["--config", str(config_dir() / "study_digits.yaml"), *args]
+    lightning_info_to_stdout()
     with exits_on_user_error("Check the --trainer settings in --extra_args."):
         try:
             CLI(study, args=args, as_positional=False, exit_on_error=False)

@@ -1,5 +1,5 @@
 """A study's results.csv as markdown tables (mean ± std accuracy; the paired gain over scratch with its 95 %
-confidence interval and a verdict) and a plot."""
+confidence interval and a verdict) and a plot of both: the accuracy curves, and the gains as a forest plot."""
 
 import csv
 import math
@@ -7,12 +7,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter, NullLocator  # noqa: E402
-from scipy import stats  # noqa: E402
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, NullLocator
+from scipy import stats
 
 METRICS = {"test_acc": "test accuracy", "val_acc": "validation accuracy"}
 
@@ -126,10 +124,22 @@ def paired_gain_table(rows: list[dict], metric: str = "test_acc") -> str:
 
 
 def plot(rows: list[dict], path: Path, metric: str = "test_acc") -> None:
-    """Accuracy against labels per class (log axis, ticks at the budgets), one line per method with its ± std band."""
+    """Left, accuracy against labels per class (log axis, ticks at the budgets), one line per method with its ± std
+    band; right, where the study has scratch and another method, the paired gain tables' numbers: each method's
+    mean gain over scratch per budget with its 95 % interval (a forest plot; an interval that crosses 0 is a tie)."""
+    # Figure, not pyplot: no GUI backend is chosen (importing this module changes nothing) and no global figure list.
+    forest = any(row["method"] == "scratch" for row in rows) and any(row["method"] != "scratch" for row in rows)
+    figure = Figure(figsize=(12.8 if forest else 6.4, 4.2), dpi=100, layout="constrained")
+    axes = figure.subplots(1, 2 if forest else 1, squeeze=False)[0]
+    accuracy_curves(axes[0], rows, metric)
+    if forest:
+        gain_forest(axes[1], rows, metric)
+    figure.savefig(path)
+
+
+def accuracy_curves(axis: Axes, rows: list[dict], metric: str) -> None:
     accuracy = grouped(rows, metric)
     labels = grouped(rows, "labels_per_class")
-    figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     ticks: dict[float, str] = {}
     for method in dict.fromkeys(row["method"] for row in rows):
         budgets = sorted({b for m, b in accuracy if m == method}, key=budget_order)
@@ -147,9 +157,29 @@ def plot(rows: list[dict], path: Path, metric: str = "test_acc") -> None:
     axis.set_ylabel(METRICS[metric])
     axis.grid(True, which="major", alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+
+
+def gain_forest(axis: Axes, rows: list[dict], metric: str) -> None:
+    """One row per method and budget: the mean paired gain over scratch, its 95 % t interval as a bar (none with
+    a single seed), coloured like the method's accuracy curve."""
+    methods, budgets = methods_and_budgets(rows)
+    labels = []
+    for index, method in enumerate(methods):
+        if method == "scratch":
+            continue
+        for budget in budgets:
+            gains = paired_gains(rows, method, budget, metric)
+            if not gains:
+                continue
+            y, mean, interval = -len(labels), statistics.mean(gains), confidence_interval(gains)
+            if interval is not None:
+                axis.plot(interval, (y, y), color=f"C{index}", linewidth=2)
+            axis.plot(mean, y, marker="o", color=f"C{index}")
+            labels.append(f"{method}, {budget}/class ({verdict(interval)})")
+    axis.axvline(0.0, color="black", linewidth=0.8)
+    axis.set_yticks([-i for i in range(len(labels))], labels, fontsize=8)
+    axis.set_xlabel(f"gain in {METRICS[metric]} over scratch, same seed: mean and 95 % CI")
+    axis.grid(True, axis="x", alpha=0.3)
 
 
 def chosen_on_validation(rows: list[dict], candidates: list[str]) -> tuple[list[dict], str]:
