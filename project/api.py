@@ -72,8 +72,7 @@ def run_study(settings: dict | None = None, config: str = "study_digits.yaml", q
     parser.add_argument("--config", action="config")
     parser.add_function_arguments(study)  # the script's parser: the same checks of every setting
     try:
-        parsed = parser.parse_args(["--config", shipped(config)])
-        parsed.update(parser.parse_object(settings or {}, defaults=False, cfg_base=parsed))
+        parsed = parser.parse_args(["--config", shipped(config), *as_args(settings)])
     except ArgumentError as error:
         raise UserError(argument_error_line(str(error))) from error
     arguments = {key: value for key, value in parsed.as_dict().items() if key not in ("config", "__path__")}

@@ -67,7 +67,7 @@ def build_loggers(specs: list[Namespace], run_dir: Path) -> list[Logger]:
 
 def build_logger(spec: Namespace, run_dir: Path, tracked: dict[str, str]) -> Logger:
     """One logger from its spec, with the run folder's place, names and (on a resume) tracked run id."""
-    logger_class, class_name = logger_class_of(spec), spec.class_path.rpartition(".")[2]
+    logger_class = logger_class_of(spec)
     earlier_run = tracked.get(tracking_key(logger_class))
     args = dict(vars(spec.get("init_args") or Namespace()))
     output_dir, experiment, version = str(run_dir.parent.parent), run_dir.parent.name, run_dir.name
@@ -98,10 +98,15 @@ def build_logger(spec: Namespace, run_dir: Path, tracked: dict[str, str]) -> Log
     try:
         return logger_class(**args)
     except ModuleNotFoundError as error:
-        extra = next((name for cls, name in EXTRAS.items() if issubclass(logger_class, cls)), None)
-        how = f"pip install 'lightning-transfer-lab[{extra}]'" if extra else "install the package it needs"
-        raise UserError(f"--trainer.logger={class_name} needs a package that is not installed ({error}): {how}, "
-                        f"or choose another logger") from error
+        raise missing_package(logger_class, error) from error
+
+
+def missing_package(logger_class: type[Logger], error: ModuleNotFoundError) -> UserError:
+    """Lightning's loggers check their package when built or first used: either way, one line naming the extra."""
+    extra = next((name for cls, name in EXTRAS.items() if issubclass(logger_class, cls)), None)
+    how = f"pip install 'lightning-transfer-lab[{extra}]'" if extra else "install the package it needs"
+    return UserError(f"--trainer.logger={logger_class.__name__} needs a package that is not installed ({error}): "
+                     f"{how}, or choose another logger")
 
 
 def logger_class_of(spec: Namespace) -> type[Logger]:
@@ -128,8 +133,13 @@ def record_tracking_runs(loggers: list[Logger], run_dir: Path) -> None:
     Lightning does on the first log): W&B knows the id only then."""
     ids = {}
     for logger in loggers:
-        if not isinstance(logger, FOLDER_LOGGERS) and logger.experiment is not None:
-            ids[tracking_key(type(logger))] = logger.version
+        if isinstance(logger, FOLDER_LOGGERS):
+            continue
+        try:
+            logger.experiment  # noqa: B018 (starts the tracked run)
+        except ModuleNotFoundError as error:
+            raise missing_package(type(logger), error) from error
+        ids[tracking_key(type(logger))] = logger.version
     ids = {name: run_id for name, run_id in ids.items() if isinstance(run_id, str)}
     if ids and ids != tracking_runs(run_dir):
         replace_file(run_dir / TRACKING_RUNS, lambda path: path.write_text(json.dumps(ids, indent=2) + "\n"))

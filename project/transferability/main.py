@@ -108,7 +108,7 @@ def check_source(location: str, config) -> SourceReport:
     source.copy_into(backbone)
     scores = []
     backbones = range(1 + config.random_inits)  # 0: the pretrained weights; then each random initialization
-    for index in Progress(backbones, f"scoring {source.source} and its random twins", unit="backbone"):
+    for index in Progress(backbones, f"scoring pretrained + {config.random_inits} random", unit="backbone"):
         if index > 0:
             torch.manual_seed(derived_seed(config.seed, Stream.RANDOM_INIT, index - 1))
             backbone = build_backbone(source.backbone, data.input_shape, source.backbone_args)

@@ -28,7 +28,7 @@ from project.shipped_configs import config_dir, with_shipped_configs
 from project.study.main import resolve_config
 from project.study.runner import StudySettings, check_study, preview_run, run_args
 from project.tune.search_space import as_overrides, check_search_space, overlay, suggest
-from project.tune.trials_plot import trials_figure
+from project.tune.trials_plot import score, trials_figure
 
 EXTRA = "pip install 'lightning-transfer-lab[optuna]'"
 
@@ -88,13 +88,14 @@ def tune(
     claim_run(settings.output_dir, what_to_do="wait for that sweep to finish, or give this one another --output_dir")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial instead of Optuna's
     try:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if prune else None
         sweep = optuna.create_study(
             study_name="tune", storage=f"sqlite:///{(settings.output_dir / 'tune.db').resolve()}",
-            direction="maximize", load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if prune
-            else optuna.pruners.NopPruner(),
+            direction="maximize", load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
         )
         check_same_sweep(sweep, identity)
+        # Seeded by how far the sweep got: a continued sweep draws new settings, not the first start's again.
+        sweep.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(sweep.trials))
         retry_interrupted(sweep, optuna)
         finished = [t for t in sweep.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                            optuna.trial.TrialState.PRUNED)]
@@ -127,8 +128,11 @@ def tune(
             start = time.perf_counter()
             sweep.optimize(objective, n_trials=1, catch=())
             last = sweep.trials[-1]
+            outcome = (f"mean val acc {last.value:.4f}" if last.state == optuna.trial.TrialState.COMPLETE else
+                       f"first draw's val acc {score(last):.4f} below the median trial's" if score(last) is not None
+                       else "")
             runs.note(f"tune: trial {last.number} {last.state.name.lower()} in {time.perf_counter() - start:.0f} s: "
-                      f"{last.params}" + (f", mean val acc {last.value:.4f}" if last.value is not None else ""))
+                      f"{last.params}, {outcome}")
         return write_results(sweep, settings.output_dir, identity, optuna)
     finally:
         release_run(settings.output_dir)
