@@ -1,8 +1,8 @@
 """The installed package holds every subpackage and every config (the scripts find them wherever it is installed)."""
 
+import tomllib
 from pathlib import Path
 
-import tomllib
 from tiny_settings import REPOSITORY
 
 from project.shipped_configs import config_dir
