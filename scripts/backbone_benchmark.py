@@ -1,6 +1,6 @@
 """Seconds per fine-tuning epoch of library backbones (torchvision, timm) at several input sizes, as a table."""
 
-from project.benchmarking.backbone_speed import main
+from project.commands import backbone_benchmark
 
 if __name__ == "__main__":
-    main()
+    backbone_benchmark()

@@ -1,6 +1,6 @@
 """Compare finished runs: `report.py RUN_DIR [RUN_DIR ...] [--output_dir DIR]` writes report.png and report.md."""
 
-from project.reports.run_report import main
+from project.commands import report
 
 if __name__ == "__main__":
-    main()
+    report()

@@ -3,7 +3,7 @@
 Configured like the other scripts: `--config configs/study_digits.yaml`, `--methods=[scratch, lp_ft]`, ...
 """
 
-from project.study.main import main
+from project.commands import study
 
 if __name__ == "__main__":
-    main()
+    study()

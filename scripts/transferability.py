@@ -3,7 +3,7 @@
 `transferability.py --finetune_config configs/cifar10_related_finetune.yaml --sources '[run_a, run_b]'`
 """
 
-from project.transferability.main import main
+from project.commands import transferability
 
 if __name__ == "__main__":
-    main()
+    transferability()

@@ -1,0 +1,77 @@
+"""The commands: pyproject's [project.scripts] (`ltl-pretrain`, ...) and scripts/*.py both call these, with sys.argv.
+
+Above every other package (the commands use all of them), so it lives here rather than in project/cli, which the
+study, transferability and inference packages import. Importing all of them takes about as long as importing the
+training CLI alone (measured, 4 tries each on a loaded 2-core machine: 3.8-6.4 s against 3.5-6.6 s; torch and
+Lightning are most of both), so they are imported here at the top, not inside each command.
+"""
+
+import sys
+
+from project.benchmarking.backbone_speed import main as backbone_benchmark_main
+from project.benchmarking.gpu_check import main as gpu_check_main
+from project.benchmarking.main import main as benchmark_main
+from project.cli.training import pretraining_class, run_experiment
+from project.inference.evaluate import main as evaluate_main
+from project.inference.export import main as export_main
+from project.inference.predict import main as predict_main
+from project.lightning_modules import TransferClassifier
+from project.reports.run_report import main as report_main
+from project.study.main import main as study_main
+from project.transferability.main import main as transferability_main
+
+
+def pretrain() -> None:
+    """Pretrain a backbone on a source task (default config: digits_pretrain.yaml)."""
+    # run_experiment's metrics are dropped on purpose: a console script exits with what its function returns.
+    run_experiment(pretraining_class(sys.argv[1:]), default_config="digits_pretrain.yaml")
+
+
+def finetune() -> None:
+    """Fine-tune a pretrained backbone on a target task (default config: digits_finetune.yaml)."""
+    run_experiment(TransferClassifier, default_config="digits_finetune.yaml")
+
+
+def study() -> None:
+    """Scratch vs fine-tuning strategies over label budgets and seeds."""
+    study_main()
+
+
+def evaluate() -> None:
+    """Evaluate a checkpoint on a test split."""
+    evaluate_main()
+
+
+def predict() -> None:
+    """Predict the classes of image files with a checkpoint."""
+    predict_main()
+
+
+def export() -> None:
+    """Export a checkpoint as TorchScript, ONNX and its preprocessing JSON."""
+    export_main()
+
+
+def report() -> None:
+    """Compare finished runs in a figure and a table."""
+    report_main()
+
+
+def transferability() -> None:
+    """Score pretrained backbones for a target task before fine-tuning."""
+    transferability_main()
+
+
+def benchmark() -> None:
+    """Throughput of this project's data path against the alternatives, as a table."""
+    benchmark_main()
+
+
+def backbone_benchmark() -> None:
+    """Seconds per fine-tuning epoch of library backbones at several input sizes, as a table."""
+    backbone_benchmark_main()
+
+
+def gpu_check() -> None:
+    """What a GPU buys: the benchmark on cuda, a CIFAR-10 epoch in several precisions, a GPU checkpoint on the CPU."""
+    gpu_check_main()
