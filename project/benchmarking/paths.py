@@ -5,6 +5,7 @@ they include worker start-up, allocator warm-up and lazy initialization).
 """
 
 import copy
+import logging
 import time
 
 import torch
@@ -42,12 +43,20 @@ class Stopwatch(Callback):
 def lightning_fit(model: ImageClassifier, batches: int, warmup: int, device: str, **data) -> Stopwatch:
     """Train `batches` steps under the Lightning Trainer; `data` is a datamodule or train_dataloaders."""
     stopwatch = Stopwatch(warmup)
-    trainer = Trainer(
-        max_steps=batches, limit_train_batches=batches, limit_val_batches=0, accelerator=device, devices=1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[stopwatch, ReseedEveryEpoch()],
-    )
-    trainer.fit(model, **data)
+    # Its notes ("GPU available: ...", "`Trainer.fit` stopped ...") would be 4 lines a fit, 20 fits a case: only its
+    # warnings are kept.
+    notes = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = notes.level
+    notes.setLevel(logging.WARNING)
+    try:
+        trainer = Trainer(
+            max_steps=batches, limit_train_batches=batches, limit_val_batches=0, accelerator=device, devices=1,
+            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            callbacks=[stopwatch, ReseedEveryEpoch()],
+        )
+        trainer.fit(model, **data)
+    finally:
+        notes.setLevel(level)
     return stopwatch
 
 
