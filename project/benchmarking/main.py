@@ -185,7 +185,10 @@ def main(args: list[str] | None = None) -> None:
     parser = ArgumentParser(exit_on_error=False, description=__doc__)
     parser.add_argument("--cases", type=list[Literal["mlp_mnist", "cnn_cifar", "whole_run"]],
                         default=["mlp_mnist", "cnn_cifar", "whole_run"])
-    parser.add_argument("--batches", type=int, default=120, help="training steps per path")
+    # 60: 40 timed steps a round, 200 over 5 rounds (one run of 120 timed 100). The CNN's step at batch 128 takes
+    # about 0.1 s on 2 cores (the README's table), so at 120 the CIFAR-10 folder's case was 5 rounds of 6 paths of
+    # 12 s or more each. The MNIST sample has 62 batches, the generated CIFAR-shaped data 38: 60 changes little there.
+    parser.add_argument("--batches", type=int, default=60, help="training steps per path and round")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
     parser.add_argument("--repeats", type=int, default=5,
                         help="rounds of every path, interleaved; each row is the median over them")
