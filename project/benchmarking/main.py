@@ -1,4 +1,4 @@
-"""`scripts/benchmark.py`: one table, every path measured side by side in the same run, same model, data and seed."""
+"""`scripts/benchmark.py`: one table, every path side by side in interleaved rounds, same model, data and seed."""
 
 import random
 import statistics
