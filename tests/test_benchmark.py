@@ -1,17 +1,30 @@
-"""scripts/benchmark.py on tiny generated data: it runs every path and prints its table."""
+"""scripts/benchmark.py on tiny generated data: it runs every path in interleaved rounds and prints its table."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 from tiny_settings import SCRIPTS
 
+from project.benchmarking.main import interleaved_rounds, paired, spread
+from project.benchmarking.main import main as benchmark_main
+
+MEDIAN_AND_RANGE = re.compile(r"^([\d,.]+) \(([\d,.]+)–([\d,.]+)\)$")
+
+
+def median_and_range(cell: str) -> tuple[float, float, float]:
+    """A table cell `median (min–max)` as numbers; fails the test on any other form."""
+    match = MEDIAN_AND_RANGE.match(cell)
+    assert match, f"not a 'median (min–max)' cell: {cell!r}"
+    return tuple(float(part.replace(",", "")) for part in match.groups())
+
 
 @pytest.mark.slow
 def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
-         "--batch_size=16", "--workers=[0]"],
+         "--batch_size=16", "--workers=[0]", "--repeats=2"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -20,13 +33,63 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     assert len(paths) == 10 and sum(path.startswith("| 4. same model and data") for path in paths) == 2
     assert sum(path.startswith("| 5. Lightning's floor") for path in paths) == 2
     for row in rows:
-        if row.startswith("| 4."):
-            assert "losses equal to 5 decimals over 3 steps: yes" in row
+        if not row[2].isdigit() or row.startswith("| whole run"):
+            continue
+        label, rate, ratio, notes = row.removeprefix("| ").removesuffix(" |").split(" | ")
+        for cell in (rate, ratio):  # a median within its range over the rounds
+            median, low, high = median_and_range(cell)
+            assert low <= median <= high
+        assert median_and_range(rate)[1] > 0
+        if label.startswith("1."):
+            assert ratio == "1.00 (1.00–1.00)"
+        if label.startswith("3."):
+            assert median_and_range(notes.removeprefix("default/torchvision = "))[0] > 0
+        if label.startswith("4."):
+            lightning_over_plain, losses = notes.removeprefix("Lightning/plain = ").split("; ")
+            assert median_and_range(lightning_over_plain)[0] > 0
+            assert losses == "losses equal to 5 decimals over 3 steps, in 2 of 2 rounds: yes"
+        if label.startswith("5."):
+            assert median_and_range(notes.removeprefix("minimal Lightning/plain = "))[0] > 0
     assert "mlp_mnist on cpu: generated MNIST-shaped data" in result.stdout
     assert "cnn_cifar on cpu: generated CIFAR-shaped PNGs" in result.stdout
+    assert result.stdout.count("median of 2 interleaved rounds (min–max), each ratio taken within a round") == 2
     phases = [row.split(" | ")[0][2:] for row in rows if not row[2].isdigit() and not row.startswith(("| path", "|-"))]
     assert phases[:7] == ["phase", "data", "training", "validation", "checkpoints", "test", "total"]
     assert phases[-1] == "whole run / compute" and "whole run on cpu: " in result.stdout
+
+
+def test_the_paths_are_timed_in_rounds_each_in_its_own_seeded_order():
+    calls = []
+    paths = {name: (lambda name=name: calls.append(name) or (len(calls), [])) for name in "abcdef"}
+    rounds = interleaved_rounds(paths, 4)
+    orders = [calls[i:i + 6] for i in range(0, 24, 6)]
+    assert all(sorted(order) == list("abcdef") for order in orders)  # every path once per round, rounds in turn
+    assert len({tuple(order) for order in orders}) == 4  # and not in the same order each round
+    assert [{name: rate for name, (rate, _) in each.items()} for each in rounds] == [
+        {name: 6 * index + order.index(name) + 1 for name in "abcdef"} for index, order in enumerate(orders)
+    ]
+    calls.clear()
+    interleaved_rounds(paths, 4)
+    assert [calls[i:i + 6] for i in range(0, 24, 6)] == orders  # the same orders on every run of the benchmark
+
+
+def test_a_ratio_is_taken_within_each_round_then_its_median():
+    # Round 2 ran under a burst of load that halved both paths, round 3 ran plain alone under one: paired, the
+    # burst cancels (2.00) and the lone one shows as the maximum, where the ratio of the medians would read 2.50.
+    rounds = [{"lightning": (100.0, []), "plain": (50.0, [])}, {"lightning": (50.0, []), "plain": (25.0, [])},
+              {"lightning": (120.0, []), "plain": (40.0, [])}]
+    assert paired(rounds, "lightning", "plain") == "2.00 (2.00–3.00)"
+    assert spread([rate for rate, _ in (each["lightning"] for each in rounds)], ",.0f") == "100 (50–120)"
+    assert spread([1200.0, 900.0, 1500.0, 1000.0], ",.0f") == "1,100 (900–1,500)"  # an even count: the middle two
+
+
+@pytest.mark.parametrize("repeats", ["0", "-2"])
+def test_repeats_below_one_exit_2_with_one_line(repeats, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main([f"--repeats={repeats}", "--cases=[mlp_mnist]"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err == f"error: --repeats {repeats} must be at least 1 (5, the default, is what the tables use)\n"
 
 
 @pytest.mark.slow

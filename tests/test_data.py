@@ -403,6 +403,19 @@ def test_datamodule_augments_training_batches_with_crop_and_flip(image_folder):
     assert len({(top, left) for top, left, _ in offsets}) > 1 and len({flipped for _, _, flipped in offsets}) == 2
 
 
+def test_a_second_fit_of_one_datamodule_crops_and_flips_as_the_first(image_folder):
+    datamodule = folder_module(image_folder, batch_size=32, crop_padding=2)
+    datamodule.trainer = SimpleNamespace(training=True, current_epoch=0, global_rank=0)
+
+    def first_steps_of_a_fit() -> list[Tensor]:
+        batch = next(iter(datamodule.train_dataloader()))  # each fit asks for its loader
+        return [datamodule.on_after_batch_transfer(batch, 0)[0] for _ in range(2)]
+
+    first_fit, second_fit = first_steps_of_a_fit(), first_steps_of_a_fit()
+    assert not torch.equal(first_fit[0], first_fit[1])  # one generator through the epoch
+    assert all(torch.equal(a, b) for a, b in zip(first_fit, second_fit, strict=True))  # and epoch 0's again
+
+
 def test_datamodule_with_augment_off_does_not_augment_training_batches(image_folder):
     datamodule = folder_module(image_folder, augment=False)
     datamodule.trainer = SimpleNamespace(training=True, current_epoch=0, global_rank=0)

@@ -1,19 +1,29 @@
-"""`scripts/benchmark.py`: one table, every path measured side by side in the same run, same model, data and seed."""
+"""`scripts/benchmark.py`: one table, every path side by side in interleaved rounds, same model, data and seed."""
 
+import random
+import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torchvision
 from jsonargparse import ArgumentParser
-from lightning.pytorch import seed_everything
+from lightning.pytorch import LightningModule, seed_everything
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from project.benchmarking.data_sources import cifar_folder, mnist_root
-from project.benchmarking.paths import MinimalModule, compute_only, lightning_fit, plain_loop, timed_rate
+from project.benchmarking.paths import (
+    MinimalModule,
+    compute_rate,
+    lightning_fit,
+    plain_loop,
+    prepared_batches,
+    timed_rate,
+)
 from project.benchmarking.whole_run import whole_run
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
@@ -21,6 +31,8 @@ from project.lightning_modules import ImageClassifier
 
 SEED = 0
 STEP_BATCH_SIZE = 128  # the step cases' batch, which the README's tables were measured at
+Result = tuple[float, list[float]]  # one timed run of a path: samples/s, each step's loss
+Paths = dict[str, Callable[[], Result]]  # path name -> a call that trains a fresh copy of the model once
 
 
 def case_setup(case: str, scratch: Path, args) -> tuple[ImageDataModule, torch.utils.data.Dataset, str]:
@@ -67,41 +79,94 @@ def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str,
             f"at least 2 are needed: lower --batch_size or raise --generated_size"
         )
     warm = min(args.warmup, n - 1)
-    first_limit = compute_only(template, data, n, warm, device)
+    rounds = interleaved_rounds(case_paths(template, data, usual, n, warm, device, args), args.repeats)
+    # Every round's plain loop and default path against the first round's plain loop: the same losses show the
+    # paths train the same model, and every round starts from the same weights.
+    equal = [all(same_losses(rounds[0]["plain"][1], each[name][1]) for name in ("plain", "default")) for each in rounds]
 
-    seed_everything(SEED, verbose=False)
-    default = lightning_fit(copy_of(template), n, warm, device, datamodule=data)
-    default_rate = timed_rate(default, n, warm, args.batch_size)
-    usual_rates = {}
-    for workers in args.workers:
-        loader = DataLoader(usual, batch_size=args.batch_size, shuffle=True, num_workers=workers,
-                            persistent_workers=workers > 0, pin_memory=device == "cuda")
-        usual_run = lightning_fit(copy_of(template), n, warm, device, train_dataloaders=loader)
-        usual_rates[workers] = timed_rate(usual_run, n, warm, args.batch_size)
-    seed_everything(SEED, verbose=False)
-    minimal_rate = timed_rate(lightning_fit(MinimalModule(copy_of(template)), n, warm, device, datamodule=data),
-                              n, warm, args.batch_size)
-    plain_rate, plain_losses = plain_loop(template, data, n, warm, device, SEED)
-    # The limit is a best case: measured first and last, the faster one counts (a shared machine is noisy).
-    limit = max(first_limit, compute_only(template, data, n, warm, device))
+    def row(label: str, name: str, note: str = "") -> tuple[str, str, str, str]:
+        return label, spread([each[name][0] for each in rounds], ",.0f"), paired(rounds, name, "compute"), note
 
-    equal = len(plain_losses) == len(default.losses) and all(
-        round(a, 5) == round(b, 5) for a, b in zip(plain_losses, default.losses, strict=True)
-    )
     rows = [
-        ("1. compute only (preloaded normalized tensors)", f"{limit:,.0f}", "1.00", "best of two, first and last"),
-        ("2. this project's default path, Lightning", f"{default_rate:,.0f}", f"{default_rate / limit:.2f}", ""),
+        row("1. compute only (preloaded normalized tensors)", "compute",
+            "the limit: each round's rates are divided by its own"),
+        row("2. this project's default path, Lightning", "default"),
     ]
-    for workers, rate in usual_rates.items():
-        rows.append((f"3. torchvision DataLoader + PIL transforms, {workers} workers, Lightning", f"{rate:,.0f}",
-                     f"{rate / limit:.2f}", f"default path is {default_rate / rate:.2f}x faster"))
-    rows.append(("4. same model and data, plain PyTorch loop", f"{plain_rate:,.0f}", f"{plain_rate / limit:.2f}",
-                 f"Lightning/plain = {default_rate / plain_rate:.2f}; losses equal to 5 decimals "
-                 f"over {len(plain_losses)} steps: {'yes' if equal else 'NO'}"))
-    rows.append(("5. Lightning's floor: a minimal LightningModule, same data path", f"{minimal_rate:,.0f}",
-                 f"{minimal_rate / limit:.2f}", f"minimal Lightning/plain = {minimal_rate / plain_rate:.2f}"))
-    print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up")
+    for workers in args.workers:
+        name = f"torchvision {workers}"
+        rows.append(row(f"3. torchvision DataLoader + PIL transforms, {workers} workers, Lightning", name,
+                        f"default/torchvision = {paired(rounds, 'default', name)}"))
+    rows.append(row("4. same model and data, plain PyTorch loop", "plain",
+                    f"Lightning/plain = {paired(rounds, 'default', 'plain')}; losses equal to 5 decimals over "
+                    f"{n} steps, in {sum(equal)} of {len(equal)} rounds: {'yes' if all(equal) else 'NO'}"))
+    rows.append(row("5. Lightning's floor: a minimal LightningModule, same data path", "minimal",
+                    f"minimal Lightning/plain = {paired(rounds, 'minimal', 'plain')}"))
+    print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up; "
+          f"median of {args.repeats} interleaved rounds (min–max), each ratio taken within a round")
     return rows
+
+
+def case_paths(
+    template: ImageClassifier, data: ImageDataModule, usual: torch.utils.data.Dataset, n: int, warm: int, device: str,
+    args,
+) -> Paths:
+    """Each path as one call that trains a fresh copy of `template` and returns (samples/s, each step's loss)."""
+    prepared = prepared_batches(data, n, device)  # built once; every round's compute-only trains on the same
+
+    def compute() -> Result:
+        return compute_rate(template, prepared, warm, args.batch_size, device), []
+
+    def lightning(model: LightningModule, **data_args) -> Result:
+        seed_everything(SEED, verbose=False)
+        stopwatch = lightning_fit(model, n, warm, device, **data_args)
+        return timed_rate(stopwatch, n, warm, args.batch_size), stopwatch.losses
+
+    def usual_path(workers: int) -> Callable[[], Result]:
+        def run() -> Result:
+            loader = DataLoader(usual, batch_size=args.batch_size, shuffle=True, num_workers=workers,
+                                persistent_workers=workers > 0, pin_memory=device == "cuda")
+            return lightning(copy_of(template), train_dataloaders=loader)
+        return run
+
+    return {
+        "compute": compute,
+        "default": lambda: lightning(copy_of(template), datamodule=data),
+        **{f"torchvision {workers}": usual_path(workers) for workers in args.workers},
+        "plain": lambda: plain_loop(template, data, n, warm, device, SEED),
+        "minimal": lambda: lightning(MinimalModule(copy_of(template)), datamodule=data),
+    }
+
+
+def interleaved_rounds(paths: Paths, repeats: int) -> list[dict[str, Result]]:
+    """Every path once per round, in an order shuffled for each round (seeded by the round): each round's results.
+
+    Rounds, not each path timed `repeats` times in turn: a burst of load on a shared machine then spoils one round,
+    which the median leaves out, not every timing of one path; and a ratio taken within a round compares paths timed
+    seconds apart, under much the same load. (Timed once each, in turn, the MLP's Lightning/plain read 0.80, then
+    1.50, minutes apart.) The shuffle keeps any path from always going first, or always after the same one (e.g.
+    after DataLoader workers that are still exiting)."""
+    rounds = []
+    for round_index in range(repeats):
+        order = list(paths)
+        random.Random(round_index).shuffle(order)
+        rounds.append({name: paths[name]() for name in order})
+    return rounds
+
+
+def paired(rounds: list[dict[str, Result]], top: str, bottom: str) -> str:
+    """`median (min–max)` over the rounds of each round's own ratio of two paths' rates."""
+    return spread([each[top][0] / each[bottom][0] for each in rounds], ".2f")
+
+
+def spread(values: list[float], form: str) -> str:
+    """`median (min–max)` of a path's rates or ratios over the rounds."""
+    return f"{statistics.median(values):{form}} ({min(values):{form}}–{max(values):{form}})"
+
+
+def same_losses(plain: list[float], lightning: list[float]) -> bool:
+    return len(plain) == len(lightning) and all(
+        round(a, 5) == round(b, 5) for a, b in zip(plain, lightning, strict=True)
+    )
 
 
 def copy_of(model: ImageClassifier) -> ImageClassifier:
@@ -120,8 +185,13 @@ def main(args: list[str] | None = None) -> None:
     parser = ArgumentParser(exit_on_error=False, description=__doc__)
     parser.add_argument("--cases", type=list[Literal["mlp_mnist", "cnn_cifar", "whole_run"]],
                         default=["mlp_mnist", "cnn_cifar", "whole_run"])
-    parser.add_argument("--batches", type=int, default=120, help="training steps per path")
+    # 60: 40 timed steps a round, 200 over 5 rounds (one run of 120 timed 100). The CNN's step at batch 128 takes
+    # about 0.1 s on 2 cores (the README's table), so at 120 the CIFAR-10 folder's case was 5 rounds of 6 paths of
+    # 12 s or more each. The MNIST sample has 62 batches, the generated CIFAR-shaped data 38: 60 changes little there.
+    parser.add_argument("--batches", type=int, default=60, help="training steps per path and round")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="rounds of every path, interleaved; each row is the median over them")
     parser.add_argument("--batch_size", type=int | None, default=None,
                         help="of every case (null: 128 for the step cases, the config's own for the whole run)")
     parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
@@ -140,6 +210,8 @@ def main(args: list[str] | None = None) -> None:
             raise UserError(f"--batch_size {config.batch_size} must be at least 1 (null: each case's own)")
         whole_run_batch_size = config.batch_size  # None: the real command's, as the config says
         config.batch_size = config.batch_size or STEP_BATCH_SIZE
+        if config.repeats < 1:
+            raise UserError(f"--repeats {config.repeats} must be at least 1 (5, the default, is what the tables use)")
         if not 0 <= config.warmup < config.batches:
             raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
         devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])

@@ -248,6 +248,9 @@ class ImageDataModule(LightningDataModule):
         if self.train_set is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         self.train_sampler = ResumableShuffle(len(self.train_set), run_seed(), passes=self.train_passes)
+        # A new loader is a new fit: its epochs crop and flip from their own seeds, not on from an earlier fit's
+        # generator (the benchmark fits one datamodule many times, and compares their losses).
+        self._augmentation_epoch = None
         return self._loader(self.train_set, self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
