@@ -43,11 +43,12 @@ class StudyResult:
     output: str  # what the study printed (empty unless quiet)
 
     def dataframe(self):
-        """The rows as a pandas DataFrame (pandas is not a dependency of the project: install it to use this)."""
+        """The rows as a pandas DataFrame (pandas is the `notebook` extra, not a core dependency)."""
         try:
             import pandas
         except ModuleNotFoundError as error:
-            raise ModuleNotFoundError("StudyResult.dataframe() needs pandas: pip install pandas") from error
+            raise UserError("StudyResult.dataframe() needs pandas: pip install 'lightning-transfer-lab[notebook]'") \
+                from error
         return pandas.DataFrame(self.rows)
 
 

@@ -19,6 +19,7 @@ from project.lightning_modules import TransferClassifier
 from project.reports.run_report import main as report_main
 from project.study.main import main as study_main
 from project.transferability.main import main as transferability_main
+from project.tune.main import main as tune_main
 
 
 def pretrain() -> None:
@@ -55,6 +56,11 @@ def export() -> None:
 def report() -> None:
     """Compare finished runs in a figure and a table."""
     report_main()
+
+
+def tune() -> None:
+    """Choose fine-tuning settings with Optuna on the label-budgeted validation split (the optuna extra)."""
+    tune_main()
 
 
 def transferability() -> None:
