@@ -98,7 +98,7 @@ def signal_at():
     def install(signum: int, stage: str, at: int) -> pytest.MonkeyPatch:
         sender = SendSignal(signum, stage, at)
         defaults = experiment_cli.default_callbacks
-        patch.setattr(experiment_cli, "default_callbacks", lambda *args: [*defaults(*args), sender])
+        patch.setattr(experiment_cli, "default_callbacks", lambda *args, **kwargs: [*defaults(*args, **kwargs), sender])
         return patch
 
     yield install

@@ -13,6 +13,7 @@ from project.errors import UserError
 from project.lightning_modules import ImageClassifier, TransferClassifier
 from project.shipped_configs import config_dir
 from project.study.main import main as study_main
+from project.tune.main import main as tune_main
 
 CONFIGS = config_dir()
 
@@ -141,6 +142,7 @@ PAIR_FINETUNE_CONFIGS = [
 ]
 FINETUNE_CONFIGS = {*PAIR_FINETUNE_CONFIGS, "resnet18_imagefolder.yaml", "timm_convnext_imagefolder.yaml"}
 STUDY_CONFIGS = {"study_digits.yaml", "study_cifar10_related.yaml", "study_cifar10_simclr.yaml"}
+TUNE_CONFIGS = {"tune_digits.yaml"}
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
@@ -148,12 +150,15 @@ def test_every_config_file_parses(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
         if config in STUDY_CONFIGS:
             study_main(["--config", str(CONFIGS / config), "--print_config"])
+        elif config in TUNE_CONFIGS:
+            tune_main(["--config", str(CONFIGS / config), "--print_config"])
         else:
             args = ["--config", str(CONFIGS / config)]
             model_class = TransferClassifier if config in FINETUNE_CONFIGS else pretraining_class(args)
             run_experiment(model_class, config, ["--print_config"])
     assert exit_info.value.code == 0
-    assert ("methods:" if config in STUDY_CONFIGS else "experiment:") in capsys.readouterr().out
+    expected = "methods:" if config in STUDY_CONFIGS else "search_space:" if config in TUNE_CONFIGS else "experiment:"
+    assert expected in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in (CONFIGS / "strategy").glob("*.yaml")))

@@ -61,6 +61,7 @@ class LogEvaluationFigures(CollectTestPredictions):
         if self.confusion is None or not trainer.loggers:
             return
         matrix = self.confusion.compute().cpu()  # under DDP a collective: every rank computes, rank 0 draws
+        run_dir = Path(trainer.log_dir)  # a collective under DDP too
         if not trainer.is_global_zero:
             return
         names = pl_module.hparams.get("class_names") or [str(i) for i in range(len(matrix))]
@@ -70,7 +71,7 @@ class LogEvaluationFigures(CollectTestPredictions):
             images, labels, predictions = (torch.cat(parts) for parts in zip(*self.samples, strict=True))
             figures["test/predictions"] = predictions_figure(images, labels, predictions, names)
         for tag, figure in figures.items():
-            publish_figure(trainer.loggers, Path(trainer.log_dir), tag, figure, step)
+            publish_figure(trainer.loggers, run_dir, tag, figure, step)
         metrics = {name: float(trainer.callback_metrics[name]) for name in ("test/acc", "test/loss")
                    if name in trainer.callback_metrics}
         for logger in trainer.loggers:
