@@ -2,6 +2,7 @@
 ETA on a terminal, nothing when turned off."""
 
 import fcntl
+import json
 import os
 import pty
 import struct
@@ -76,3 +77,20 @@ def test_on_a_terminal_transferability_shows_bars_with_rate_and_eta(tmp_path: Pa
     assert "scoring pretrained + 1 random" in text and "backbone/s" in text  # the backbones' bar, with its rate
     assert "logistic probe" in text and "C/s" in text  # the probe's fits
     assert "<" in text.split("scoring ", 1)[1]  # tqdm's elapsed<remaining: the ETA
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_study_shows_run_k_of_n_with_an_eta_unless_quiet(quiet: bool, capsys, monkeypatch) -> None:
+    from project.study.main import main as study_main
+
+    monkeypatch.setattr(project.progress, "LINE_EVERY_SECONDS", 0.0)
+    study_main(["--methods=[scratch]", "--budgets=[3]", "--seeds=[1, 2]", "--output_dir=study",
+                f"--extra_args={json.dumps(['--trainer.max_epochs=1', TINY_CNN])}", f"--quiet={str(quiet).lower()}"])
+    captured = capsys.readouterr()
+    progress = [line for line in captured.err.splitlines() if line.startswith("study: ")]
+    if quiet:
+        assert progress == []
+    else:
+        assert [line.split(",")[0] for line in progress] == ["study: 1/2 (50 %)", "study: 2/2 (100 %)"]
+        assert " run/s, ETA " in progress[0]
+    assert "study: [2/2] scratch_3_seed2: test acc" in captured.out  # the runs' result lines either way

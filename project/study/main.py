@@ -10,6 +10,7 @@ from jsonargparse import CLI
 from project.callbacks.interruption import RunInterrupted
 from project.cli.training import lightning_info_to_stdout
 from project.errors import UserError, exits_on_user_error
+from project.progress import showing_progress
 from project.shipped_configs import config_dir, shipped_or_given, with_shipped_configs
 from project.study.runner import StudySettings, check_study, run_study
 from project.study.summary import summarize
@@ -28,6 +29,7 @@ def study(
     metric: Literal["test_acc", "val_acc"] = "test_acc",
     split_seed: int | None = None,
     select_on_val: list[str] | None = None,
+    quiet: bool = False,
 ) -> str:
     """Train the target task from scratch and with each fine-tuning method, at each label budget and seed.
 
@@ -51,6 +53,7 @@ def study(
         select_on_val: two or more of the methods to choose between run by run: each budget and seed gets the
             one with the best accuracy on its own label-budgeted validation split, reported as the method
             `val-chosen: a / b` (the pick per seed listed under the tables). Only the summary changes.
+        quiet: no progress bar or progress lines (the runs' result lines and the tables are still printed).
     """
     check_selection(select_on_val, methods)
     settings = StudySettings(
@@ -59,7 +62,8 @@ def study(
         keep_checkpoints=keep_checkpoints, split_seed=split_seed, select_on_val=select_on_val or [],
     )
     check_study(settings)  # everything that can fail before training fails now, with nothing written
-    run_study(settings)
+    with showing_progress(not quiet):
+        run_study(settings)
     table = summarize(settings.output_dir, metric, select_on_val)
     stem = "results" if metric == "test_acc" else "results_val"
     output = settings.output_dir

@@ -22,7 +22,7 @@ from project.cli.data_arguments import parse_with_data_defaults
 from project.cli.input_from_weights import fill_data_from_weights
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
-from project.progress import Progress
+from project.progress import Progress, showing_progress
 from project.seeding import Stream, derived_seed
 from project.shipped_configs import config_path, shipped_or_given
 from project.transferability.scores import FeatureScores, score_features
@@ -54,6 +54,7 @@ def build_parser() -> ArgumentParser:
                         help="checkpoints, run or experiment folders, torchvision or timm state-dict files (.pt or "
                         ".safetensors), torchvision:<WEIGHTS> or timm:<name> (default: the config's model.pretrained)")
     parser.add_argument("--random_inits", type=int, default=3, help="random initializations to compare with")
+    parser.add_argument("--quiet", type=bool, default=False, help="no progress bars or progress lines")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initializations and the probe's CV")
     parser.add_class_arguments(ImageDataModule, "data")
     return parser
@@ -63,7 +64,8 @@ def main(args: list[str] | None = None) -> None:
     with exits_on_user_error():
         config = parse(build_parser(), sys.argv[1:] if args is None else args)
         start = time.perf_counter()
-        reports = [check_source(source, config) for source in config.sources]
+        with showing_progress(not config.quiet):
+            reports = [check_source(source, config) for source in config.sources]
     print(ranked_table(reports))
     for report in sorted(reports, key=lambda r: r.pretrained.logme, reverse=True):
         print(verdict(report))

@@ -23,7 +23,7 @@ from project.cli.training import fit_and_test, lightning_info_to_stdout
 from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import TransferClassifier
 from project.output_files import replace_file
-from project.progress import Progress
+from project.progress import Progress, showing_progress
 from project.shipped_configs import config_dir, with_shipped_configs
 from project.study.main import resolve_config
 from project.study.runner import StudySettings, check_study, preview_run, run_args
@@ -46,6 +46,7 @@ def tune(
     split_seed: int | None = None,
     prune: bool = True,
     sampler_seed: int = 0,
+    quiet: bool = False,
 ) -> dict:
     """Search `search_space` for `method` at `samples_per_class` labels per class; returns the best values.
 
@@ -63,6 +64,7 @@ def tune(
         split_seed: fixed held-out splits for every draw (as in a study).
         prune: stop a trial early when its first draw's validation accuracy is below the median trial's.
         sampler_seed: the seed of Optuna's TPE sampler.
+        quiet: no progress bar or progress lines (each trial's result line and the table are still printed).
     """
     try:
         import optuna
@@ -123,7 +125,8 @@ def tune(
                 trial.set_user_attr("val_acc_per_draw", scores)
             return sum(scores) / len(scores)
 
-        runs = Progress(range(max(trials - len(finished), 0)), "tune", unit="trial")
+        with showing_progress(not quiet):
+            runs = Progress(range(max(trials - len(finished), 0)), "tune", unit="trial")
         for _ in runs:
             start = time.perf_counter()
             sweep.optimize(objective, n_trials=1, catch=())
