@@ -24,6 +24,7 @@ COMMANDS = PROJECT["scripts"]  # {"ltl-pretrain": "project.commands:pretrain", .
 # Imported by the code, installed by a declared dependency of its own: safetensors (timm's weight files) by timm.
 INSTALLED_BY = {"safetensors": "timm"}
 
+
 def declared() -> dict[str, list[Requirement]]:
     """Each distribution's requirements in [project] dependencies and every optional extra, by canonical name."""
     lines = PROJECT["dependencies"] + [line for extra in PROJECT["optional-dependencies"].values() for line in extra]
@@ -35,7 +36,7 @@ def declared() -> dict[str, list[Requirement]]:
 
 
 def floor(name: str) -> Version:
-    """The lowest `>=` declared for `name` anywhere (the one a user of only the base install can get)."""
+    """The lowest `>=` declared for `name` (in the dependencies or any extra)."""
     return min(Version(spec.version) for requirement in declared()[name] for spec in requirement.specifier
                if spec.operator == ">=")
 
