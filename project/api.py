@@ -55,14 +55,14 @@ class StudyResult:
 def finetune(overrides: Overrides = None, config: str = "digits_finetune.yaml", quiet: bool = True) -> RunResult:
     """Fine-tune as scripts/finetune.py does, with `overrides` such as {"model.lr": 0.01} or ["--model.lr=0.01"]."""
     args = ["--config", shipped(config), *as_args(overrides)]
-    with output_shown(not quiet):
+    with output_shown(not quiet), user_errors():
         return fit_and_test(TransferClassifier, args + quiet_args(quiet), summary=not quiet)
 
 
 def pretrain(overrides: Overrides = None, config: str = "digits_pretrain.yaml", quiet: bool = True) -> RunResult:
     """Pretrain as scripts/pretrain.py does (`objective` in the overrides or the config picks the objective)."""
     args = ["--config", shipped(config), *as_args(overrides)]
-    with output_shown(not quiet):
+    with output_shown(not quiet), user_errors():
         return fit_and_test(pretraining_class(args), args + quiet_args(quiet), summary=not quiet)
 
 
@@ -72,18 +72,31 @@ def run_study(settings: dict | None = None, config: str = "study_digits.yaml", q
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--config", action="config")
     parser.add_function_arguments(study)  # the script's parser: the same checks of every setting
-    try:
+    with user_errors():
         parsed = parser.parse_args(["--config", shipped(config), *as_args(settings)])
-    except ArgumentError as error:
-        raise UserError(argument_error_line(str(error))) from error
     arguments = {key: value for key, value in parsed.as_dict().items() if key not in ("config", "__path__")}
     captured = io.StringIO()
     with output_shown(not quiet, into=captured):
         tables = study(**arguments)
     output_dir = Path(arguments["output_dir"])
-    rows = [{key: NUMBERS[key](value) if key in NUMBERS and value != "" else value for key, value in row.items()}
-            for row in read_results(output_dir / "results.csv")]
+    rows = [{key: number(key, value) for key, value in row.items()} for row in read_results(output_dir / "results.csv")]
     return StudyResult(rows, tables, output_dir, captured.getvalue())
+
+
+def number(key: str, value: str) -> object:
+    """A results.csv cell as Python reads it: numbers as numbers ("all" labels per class stays a word)."""
+    if key == "samples_per_class":
+        return int(value) if value.isdigit() else value
+    return NUMBERS[key](value) if key in NUMBERS and value != "" else value
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """The parser's refusals as the scripts' one-line UserError, as the API promises."""
+    try:
+        yield
+    except ArgumentError as error:
+        raise UserError(argument_error_line(str(error))) from error
 
 
 def shipped(config: str) -> str:

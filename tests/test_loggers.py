@@ -3,6 +3,7 @@ with CSV, with W&B offline and with several loggers at once; a logger's own plac
 is one line naming the extra."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,42 @@ def test_a_logger_whose_package_is_missing_is_one_line_naming_the_extra(logger: 
     assert done.stderr.startswith(f"error: --trainer.logger={logger} needs a package that is not installed")
     assert f"pip install 'lightning-transfer-lab[{extra}]'" in done.stderr
     assert not Path("runs").exists() or not any(Path("runs").rglob("*.ckpt"))  # nothing trained, no folder left
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--trainer.logger=[CSVLogger, CSVLogger]"], "error: --trainer.logger names CSVLogger twice: both would write "
+     "the same run folder's files; name it once\n"),
+    ([*WANDB, "--trainer.logger.save_dir=elsewhere"], "error: WandbLogger's save_dir='elsewhere': the run folder is "
+     "<output_dir>/<experiment>/version_N whatever the logger; its files go in the run folder, "
+     "<output_dir>/<experiment>/version_N\n"),
+])
+def test_a_logger_setting_that_would_be_ignored_or_doubled_is_refused(args, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain(*args)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == message
+    assert not Path("runs").exists()
+
+
+def test_a_tracking_logger_that_cannot_start_is_one_line_and_leaves_no_run(tmp_path: Path) -> None:
+    """W&B online without an account (what a first try looks like): its reason and the offline hint, exit 2."""
+    pytest.importorskip("wandb", reason="the dev extra installs wandb")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
+    environment.update(HOME=str(tmp_path), WANDB_SILENT="true")  # no ~/.netrc key either
+    done = subprocess.run([sys.executable, str(SCRIPTS / "pretrain.py"), *TINY_RUN, TINY_CNN, "--output_dir=runs",
+                           "--trainer.logger=WandbLogger"], capture_output=True, text=True, timeout=300,
+                          env=environment)
+    assert done.returncode == 2, done.stderr
+    *before, last = done.stderr.splitlines()
+    assert "Traceback" not in done.stderr and all(line.startswith("wandb: ") for line in before)  # W&B's own notes
+    assert last.startswith("error: --trainer.logger=WandbLogger could not start: ")
+    assert "--trainer.logger.offline=true" in last
+    assert not Path("runs/digits_pretrain/version_0").exists()
+
+
+def test_a_resume_that_trains_nothing_keeps_the_csv_report_readable() -> None:
+    pretrain(*CSV)
+    run = Path("runs/digits_pretrain/version_0")
+    pretrain(*CSV, "--ckpt_path=last")  # max_epochs reached already: tested again, nothing written
+    assert (run / "metrics.csv").is_file() and not (run / "metrics-before-resume-1.csv").exists()
+    assert read_run(run).val_acc

@@ -18,16 +18,13 @@ class LogFileProgressBar(ProgressBar):
         self.enabled = True
         self.epoch_start = self.last_line = 0.0
         self.last_batch = 0
+        self.finished: tuple[str, float] | None = None  # the epoch that ended, not written yet
 
     def disable(self) -> None:
         self.enabled = False
 
     def enable(self) -> None:
         self.enabled = True
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.epoch_start = self.last_line = time.perf_counter()
-        self.last_batch = 0
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         done, total = batch_idx + 1, self.total_train_batches
@@ -41,8 +38,22 @@ class LogFileProgressBar(ProgressBar):
             self.last_line, self.last_batch = now, done
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        seconds = time.perf_counter() - self.epoch_start
-        self.write(trainer, f"{self.epoch(trainer)} done in {clock(seconds)}: {self.metrics(trainer, pl_module)}")
+        # Written once the module's own epoch-end hook (which runs after this one) has logged train/acc.
+        self.finished = (self.epoch(trainer), time.perf_counter() - self.epoch_start)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.write_finished_epoch(trainer, pl_module)
+        self.epoch_start = self.last_line = time.perf_counter()
+        self.last_batch = 0
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.write_finished_epoch(trainer, pl_module)
+
+    def write_finished_epoch(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.finished is not None:
+            epoch, seconds = self.finished
+            self.write(trainer, f"{epoch} done in {clock(seconds)}: {self.metrics(trainer, pl_module)}")
+            self.finished = None
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.write(trainer, f"test done: {self.metrics(trainer, pl_module)}")

@@ -167,7 +167,7 @@ class ExperimentCLI(LightningCLI):
         ) + self.extra_callbacks
         try:
             kwargs["logger"] = build_loggers(self.logger_specs, Path(folder.log_dir)) or False
-            if continuing and self.claims_run_folder and rank_zero_only.rank == 0:
+            if continuing and self.claims_run_folder and rank_zero_only.rank == 0 and not self.resume_finished:
                 keep_earlier_metrics(Path(folder.log_dir))
             return super().instantiate_trainer(**kwargs)
         except BaseException:  # e.g. a GPU asked for where there is none: the run never starts

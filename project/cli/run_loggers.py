@@ -4,7 +4,8 @@
 handoff to fine-tuning, `--ckpt_path last`, studies and reports find them. Loggers that write files
 (TensorBoard, CSV) write them into that folder; a tracking service's logger (MLflow, W&B, any other) logs where
 it is told, and a CSV logger is added beside it so the folder keeps the curves too. Such a logger's run id is
-recorded in the folder (`tracking_runs.json`), so a resumed run continues the same tracked run.
+recorded in the folder (`tracking_runs.json`): a resumed run continues the same W&B run; for MLflow, which refuses a
+run's parameters logged again with other values, it starts a new run tagged `resumed_from_run`.
 """
 
 import importlib
@@ -40,19 +41,26 @@ def logger_specs(value: object) -> list[Namespace]:
 
 
 def check_logger_specs(specs: list[Namespace]) -> None:
-    """A folder logger's place is the run folder's: a save_dir, name or version of its own is refused, not ignored."""
+    """A logger's place is the run's: a folder logger's own save_dir, name or version, or a tracking logger's
+    save_dir, is refused, not ignored; so is one folder logger twice (it would write every row twice)."""
+    classes = [spec.class_path for spec in specs]
     for spec in specs:
-        class_name = spec.class_path.rpartition(".")[2]
-        if not issubclass(logger_class_of(spec), FOLDER_LOGGERS):
-            continue
+        class_name, logger_class = spec.class_path.rpartition(".")[2], logger_class_of(spec)
         args = spec.get("init_args") or Namespace()
-        given = {key: args.get(key) for key in ("save_dir", "name", "version")
-                 if args.get(key) not in (RUN_FOLDER, DEFAULT_NAME, None)}
+        if issubclass(logger_class, FOLDER_LOGGERS):
+            if classes.count(spec.class_path) > 1:
+                raise UserError(f"--trainer.logger names {class_name} twice: both would write the same run folder's "
+                                f"files; name it once")
+            given = {key: args.get(key) for key in ("save_dir", "name", "version")
+                     if args.get(key) not in (RUN_FOLDER, DEFAULT_NAME, None)}
+            where = "set --output_dir and --experiment instead"
+        else:  # W&B's files go in the run folder; MLflow's store is its tracking_uri
+            given = {"save_dir": args.get("save_dir")} if args.get("save_dir") not in (RUN_FOLDER, None) else {}
+            where = ("give MLflow's store as --trainer.logger.tracking_uri" if issubclass(logger_class, MLFlowLogger)
+                     else "its files go in the run folder, <output_dir>/<experiment>/version_N")
         if given:
-            raise UserError(
-                f"{class_name}'s {', '.join(f'{key}={value!r}' for key, value in given.items())}: its folder is the "
-                f"run folder, <output_dir>/<experiment>/version_N; set --output_dir and --experiment instead"
-            )
+            raise UserError(f"{class_name}'s {', '.join(f'{key}={value!r}' for key, value in given.items())}: the run "
+                            f"folder is <output_dir>/<experiment>/version_N whatever the logger; {where}")
 
 
 def build_loggers(specs: list[Namespace], run_dir: Path) -> list[Logger]:
@@ -83,7 +91,11 @@ def build_logger(spec: Namespace, run_dir: Path, tracked: dict[str, str]) -> Log
         args["tracking_uri"] = args.get("tracking_uri") or f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
         args["artifact_location"] = args.get("artifact_location") or (
             Path(output_dir).resolve() / "mlflow-artifacts").as_uri()
-        args["run_id"] = args.get("run_id") or earlier_run
+        # A resume starts a new MLflow run tagged with the earlier one: MLflow refuses a run's parameters logged
+        # again with other values, and a resume's can differ (the input it reads back from the checkpoint).
+        if earlier_run and not args.get("run_id"):
+            args["tags"] = {**(args.get("tags") or {}), "resumed_from_run": earlier_run}
+            args["run_name"] = f"{args['run_name']} (resumed)"
         args.pop("save_dir", None)  # only for the file store
     elif issubclass(logger_class, WandbLogger):
         if args.get("name") in (None, DEFAULT_NAME):
@@ -99,6 +111,18 @@ def build_logger(spec: Namespace, run_dir: Path, tracked: dict[str, str]) -> Log
         return logger_class(**args)
     except ModuleNotFoundError as error:
         raise missing_package(logger_class, error) from error
+    except Exception as error:  # a service's client refusing its settings (a tracking_uri it cannot open, ...)
+        raise cannot_start(logger_class, error) from error
+
+
+def cannot_start(logger_class: type[Logger], error: Exception) -> UserError:
+    """A tracking service's logger that fails to start, whatever its library raises: one line with its reason."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    hint = {WandbLogger: " (offline, no account needed: --trainer.logger.offline=true; online: wandb login)",
+            MLFlowLogger: " (the default store is sqlite:///<output_dir>/mlflow.db; a server: its http:// URI)"}
+    extra = next((text for cls, text in hint.items() if issubclass(logger_class, cls)), "")
+    return UserError(f"--trainer.logger={logger_class.__name__} could not start: {type(error).__name__}: "
+                     f"{reason[:300]}; check its --trainer.logger.* settings{extra}")
 
 
 def missing_package(logger_class: type[Logger], error: ModuleNotFoundError) -> UserError:
@@ -139,6 +163,8 @@ def record_tracking_runs(loggers: list[Logger], run_dir: Path) -> None:
             logger.experiment  # noqa: B018 (starts the tracked run)
         except ModuleNotFoundError as error:
             raise missing_package(type(logger), error) from error
+        except Exception as error:  # no account, no server, a run id that does not exist, ...
+            raise cannot_start(type(logger), error) from error
         ids[tracking_key(type(logger))] = logger.version
     ids = {name: run_id for name, run_id in ids.items() if isinstance(run_id, str)}
     if ids and ids != tracking_runs(run_dir):

@@ -39,8 +39,12 @@ def read_run(run_dir: Path) -> Run:
     if not run_dir.is_dir():
         raise UserError(f"run folder {str(run_dir)!r} does not exist: pass lightning_logs/<experiment>/version_N")
     files = sorted(run_dir.glob("events.out.tfevents.*"))
-    if not files and (run_dir / "metrics.csv").is_file():
+    csv_files = [*run_dir.glob("metrics-before-resume-*.csv"), *run_dir.glob("metrics.csv")]
+    if not files and csv_files:
         return read_csv_run(run_dir)
+    if files and csv_files:  # a run resumed under another logger: one source is read, and the user told so
+        print(f"note: {run_dir} has TensorBoard events and CSV metrics (its logger changed on a resume): the "
+              f"report reads the events; the CSV files are {', '.join(path.name for path in sorted(csv_files))}")
     if not files:
         raise UserError(
             f"{str(run_dir)!r} holds no TensorBoard event files (events.out.tfevents.*) and no metrics.csv: pass a "
@@ -92,7 +96,7 @@ def read_csv_run(run_dir: Path) -> Run:
     """The run as its CSV logger wrote it: metrics.csv, after the files a resume set aside (metrics-before-resume-K)."""
     earlier = sorted(run_dir.glob("metrics-before-resume-*.csv"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
     rows = []
-    for path in [*earlier, run_dir / "metrics.csv"]:
+    for path in [*earlier, *run_dir.glob("metrics.csv")]:
         try:
             with path.open(newline="") as file:
                 rows.extend(csv.DictReader(file))

@@ -19,7 +19,7 @@ from project.checkpoints.pretrained import DOWNLOADED_WEIGHTS, checked_sha256
 from project.checkpoints.run_claims import claim_run, release_run
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.run_folders import check_output_dir
-from project.cli.training import RunResult, check_run_settings, fit_and_test
+from project.cli.training import RunResult, check_run_settings, fit_and_test, lightning_notes_filtered
 from project.data import ImageDataModule
 from project.errors import UserError
 from project.lightning_modules import TransferClassifier
@@ -159,10 +159,11 @@ def check_study(settings: StudySettings) -> None:
 def preview_run(args: list[str]) -> ExperimentCLI:
     """Parse and build a run (model, data, trainer), set its data up and check it as the run would, without
     training or writing anything; returns what it built."""
-    cli = ExperimentCLI(
-        TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
-        auto_configure_optimizers=False, claims_run_folder=False,
-    )
+    with lightning_notes_filtered():
+        cli = ExperimentCLI(
+            TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
+            auto_configure_optimizers=False, claims_run_folder=False,
+        )
     cli.datamodule.setup("fit")
     check_run_settings(cli.trainer, cli.datamodule, cli.config["model_selection"], resuming=False)
     if not len(cli.datamodule.test_set):

@@ -18,7 +18,7 @@ import yaml
 from jsonargparse import CLI
 
 from project.callbacks.interruption import RunInterrupted
-from project.checkpoints.run_claims import claim_run, release_run
+from project.checkpoints.run_claims import claim_run, release_run, writer_of
 from project.cli.training import fit_and_test, lightning_info_to_stdout
 from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import TransferClassifier
@@ -81,20 +81,31 @@ def tune(
         budgets=[samples_per_class], seeds=label_draws, output_dir=Path(output_dir), extra_args=extra_args or [],
         split_seed=split_seed,
     )
+    writer = writer_of(settings.output_dir)  # another sweep there: said before the checks take their seconds
+    if writer is not None:
+        raise UserError(f"another process ({writer}) is running a sweep in {str(settings.output_dir)!r}: wait for it "
+                        f"to finish, or give this one another --output_dir")
     check_study(settings)  # the source, the budget against the data, every override: before anything is written
-    preview_run(run_args(settings, method, samples_per_class, label_draws[0]) + as_overrides(lowest(search_space)))
+    for values in values_to_check(search_space):  # every choice and both ends of each range, through the parser
+        preview_run(run_args(settings, method, samples_per_class, label_draws[0]) + as_overrides(values))
     identity = {"finetune_config": str(settings.finetune_config), "source": settings.source, "method": method,
                 "samples_per_class": samples_per_class, "label_draws": label_draws, "search_space": search_space,
                 "extra_args": settings.extra_args, "split_seed": split_seed}
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     claim_run(settings.output_dir, what_to_do="wait for that sweep to finish, or give this one another --output_dir")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial instead of Optuna's
+    # Our own line per trial instead of Optuna's; a failed trial's error is the script's one line, not its log's.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if prune else None
-        sweep = optuna.create_study(
-            study_name="tune", storage=f"sqlite:///{(settings.output_dir / 'tune.db').resolve()}",
-            direction="maximize", load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
-        )
+        database = settings.output_dir / "tune.db"
+        try:
+            sweep = optuna.create_study(
+                study_name="tune", storage=f"sqlite:///{database.resolve()}", direction="maximize",
+                load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
+            )
+        except Exception as error:  # SQLAlchemy's and sqlite's errors alike: the file is not a sweep's database
+            raise UserError(f"{str(database)!r} cannot be read as a sweep's database ({type(error).__name__}): "
+                            f"move it away to start the sweep anew, or give another --output_dir") from error
         check_same_sweep(sweep, identity)
         # Seeded by how far the sweep got: a continued sweep draws new settings, not the first start's again.
         sweep.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(sweep.trials))
@@ -141,9 +152,15 @@ def tune(
         release_run(settings.output_dir)
 
 
-def lowest(space: dict[str, dict]) -> dict[str, object]:
-    """One value of each setting (the first choice, the low end), to check the keys through the runs' parser."""
-    return {key: spec["choices"][0] if "choices" in spec else spec["low"] for key, spec in space.items()}
+def values_to_check(space: dict[str, dict]) -> list[dict[str, object]]:
+    """Settings that together try every choice and both ends of every range (the others at their first value), so
+    a value the runs' parser refuses is found before the sweep starts, not when a trial draws it."""
+    first = {key: spec["choices"][0] if "choices" in spec else spec["low"] for key, spec in space.items()}
+    checks = [first]
+    for key, spec in space.items():
+        for value in spec["choices"][1:] if "choices" in spec else [spec["high"]]:
+            checks.append({**first, key: value})
+    return checks
 
 
 def check_same_sweep(sweep, identity: dict) -> None:
