@@ -48,6 +48,8 @@ def test_a_training_run_into_a_log_file_writes_few_plain_lines(tmp_path: Path) -
     progress = [line for line in text.splitlines() if line.startswith(("epoch ", "test done"))]
     assert 10 <= len(progress) < 200
     assert "epoch 10/10 done in " in text and "val/acc=" in text
+    first_epoch = next(line for line in progress if line.startswith("epoch 1/10 done"))
+    assert "train/acc=" in first_epoch  # the epoch's own, logged by the module after the callbacks' epoch end
 
 
 @pytest.mark.slow

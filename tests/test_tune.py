@@ -99,3 +99,23 @@ def test_without_optuna_the_sweep_is_one_line_naming_the_extra() -> None:
     assert done.returncode == 2
     assert done.stderr == ("error: scripts/tune.py needs Optuna (optuna is not installed): "
                            "pip install 'lightning-transfer-lab[optuna]'\n")
+
+
+def test_a_choice_the_runs_refuse_is_found_before_the_sweep_writes_anything(source, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        sweep(source, "--trials=1", "--search_space={model.optimizer: {choices: [sgd, bogus]}}")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--model.optimizer='bogus' is not valid" in err, err
+    assert not Path("sweep").exists()
+
+
+def test_a_damaged_sweep_database_is_one_line_and_left_as_it_was(source, capsys) -> None:
+    Path("sweep").mkdir()
+    Path("sweep/tune.db").write_text("not a database")
+    with pytest.raises(SystemExit) as exit_info:
+        sweep(source, "--trials=1")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("error: 'sweep/tune.db' cannot be read as a sweep's database (DatabaseError): "
+                                       "move it away to start the sweep anew, or give another --output_dir\n")
+    assert Path("sweep/tune.db").read_text() == "not a database"
