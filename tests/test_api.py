@@ -15,14 +15,17 @@ TINY = {"trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limi
 
 
 def test_importing_the_api_changes_nothing_global() -> None:
-    # The project's import is compared with Lightning's alone: run both in fresh interpreters.
-    lightning_only = ("import warnings, lightning.pytorch, matplotlib; "
-                      "print(len(warnings.filters), matplotlib.get_backend())")
-    with_api = ("import warnings, lightning.pytorch, matplotlib; import project.api; "
-                "print(len(warnings.filters), matplotlib.get_backend())")
-    base = subprocess.run([sys.executable, "-c", lightning_only], capture_output=True, text=True, check=True).stdout
-    api = subprocess.run([sys.executable, "-c", with_api], capture_output=True, text=True, check=True).stdout
-    assert api == base  # the same warnings filters, the same matplotlib backend
+    """Against the same third-party imports alone (some of those add warnings filters of their own at import)."""
+    libraries = ("warnings, matplotlib, lightning.pytorch, lightning.pytorch.cli, torchvision, sklearn.linear_model, "
+                 "sklearn.model_selection, scipy.stats, tensorboard.backend.event_processing.event_accumulator, "
+                 "jsonargparse, tqdm, torchmetrics, yaml, logging")
+    report = ("print(len(warnings.filters), matplotlib.get_backend(), "
+              "[len(logging.getLogger(name).handlers) for name in ('lightning.pytorch', 'lightning.fabric')])")
+    base = subprocess.run([sys.executable, "-c", f"import {libraries}; {report}"], capture_output=True, text=True,
+                          check=True).stdout
+    api = subprocess.run([sys.executable, "-c", f"import {libraries}; import project.api; {report}"],
+                         capture_output=True, text=True, check=True).stdout
+    assert api == base  # the same warnings filters, matplotlib backend and logging handlers
 
 
 def test_runs_from_python_are_quiet_and_return_their_results(capsys: pytest.CaptureFixture) -> None:
