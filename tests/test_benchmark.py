@@ -24,7 +24,7 @@ def median_and_range(cell: str) -> tuple[float, float, float]:
 def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
-         "--batch_size=16", "--workers=[0]", "--repeats=2"],
+         "--batch_size=16", "--workers=[0]", "--repeats=2", "--min_timed_seconds=0"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -128,3 +128,20 @@ def test_a_bad_backbone_benchmark_setting_exits_2_with_one_line(args, capsys):
         backbone_main([*args, "--steps=1"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_short_timings_get_more_rounds_until_every_path_has_its_timed_seconds():
+    from project.benchmarking.main import MAX_ROUNDS, interleaved_rounds
+
+    paths = {"fast": lambda: (1000.0, []), "slow": lambda: (100.0, [])}  # 100 samples: 0.1 s and 1 s a round
+    assert len(interleaved_rounds(paths, 2, timed_samples=100, min_seconds=0.5)) == 5  # the fast path's 5 × 0.1 s
+    assert len(interleaved_rounds(paths, 7, timed_samples=100, min_seconds=0.5)) == 7  # never fewer than asked
+    assert len(interleaved_rounds(paths, 2, timed_samples=100, min_seconds=1e6)) == MAX_ROUNDS  # and never endless
+    assert len(interleaved_rounds(paths, 3)) == 3  # no minimum: the rounds asked for
+
+
+def test_a_negative_minimum_of_timed_seconds_exits_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main(["--min_timed_seconds=-1", "--cases=[mlp_mnist]"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: --min_timed_seconds -1.0 must be 0 or more (0: --repeats rounds)\n"

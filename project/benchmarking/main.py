@@ -79,7 +79,8 @@ def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str,
             f"at least 2 are needed: lower --batch_size or raise --generated_size"
         )
     warm = min(args.warmup, n - 1)
-    rounds = interleaved_rounds(case_paths(template, data, usual, n, warm, device, args), args.repeats)
+    rounds = interleaved_rounds(case_paths(template, data, usual, n, warm, device, args), args.repeats,
+                                timed_samples=(n - warm) * args.batch_size, min_seconds=args.min_timed_seconds)
     # Every round's plain loop and default path against the first round's plain loop: the same losses show the
     # paths train the same model, and every round starts from the same weights.
     equal = [all(same_losses(rounds[0]["plain"][1], each[name][1]) for name in ("plain", "default")) for each in rounds]
@@ -102,7 +103,7 @@ def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str,
     rows.append(row("5. Lightning's floor: a minimal LightningModule, same data path", "minimal",
                     f"minimal Lightning/plain = {paired(rounds, 'minimal', 'plain')}"))
     print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up; "
-          f"median of {args.repeats} interleaved rounds (min–max), each ratio taken within a round")
+          f"median of {len(rounds)} interleaved rounds (min–max), each ratio taken within a round")
     return rows
 
 
@@ -137,18 +138,30 @@ def case_paths(
     }
 
 
-def interleaved_rounds(paths: Paths, repeats: int) -> list[dict[str, Result]]:
+MAX_ROUNDS = 30
+
+
+def interleaved_rounds(
+    paths: Paths, repeats: int, timed_samples: int = 0, min_seconds: float = 0.0
+) -> list[dict[str, Result]]:
     """Every path once per round, in an order shuffled for each round (seeded by the round): each round's results.
+    At least `repeats` rounds, and more (up to MAX_ROUNDS) until every path has `min_seconds` of timed steps in all:
+    the MLP's 40 timed steps take 30-70 ms, where a millisecond of noise is a few percent, and 5 rounds of them left
+    two runs' ratios 15-26 % apart on a quiet machine; 15 rounds, 2-5 % (measured 2026-12-07, 2 cores).
 
     Rounds, not each path timed `repeats` times in turn: a burst of load on a shared machine then spoils one round,
     which the median leaves out, not every timing of one path; and a ratio taken within a round compares paths timed
     seconds apart, under much the same load. (Timed once each, in turn, the MLP's Lightning/plain read 0.80, then
     1.50, minutes apart.) The shuffle keeps any path from always going first, or always after the same one (e.g.
     after DataLoader workers that are still exiting)."""
-    rounds = []
-    for round_index in range(repeats):
+    rounds: list[dict[str, Result]] = []
+
+    def timed_enough() -> bool:
+        return min(sum(timed_samples / each[name][0] for each in rounds) for name in paths) >= min_seconds
+
+    while len(rounds) < repeats or (len(rounds) < MAX_ROUNDS and not timed_enough()):
         order = list(paths)
-        random.Random(round_index).shuffle(order)
+        random.Random(len(rounds)).shuffle(order)
         rounds.append({name: paths[name]() for name in order})
     return rounds
 
@@ -191,7 +204,9 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=60, help="training steps per path and round")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
     parser.add_argument("--repeats", type=int, default=5,
-                        help="rounds of every path, interleaved; each row is the median over them")
+                        help="rounds of every path, interleaved, at least; each row is the median over them")
+    parser.add_argument("--min_timed_seconds", type=float, default=0.5,
+                        help=f"more rounds (up to {MAX_ROUNDS}) until every path has this many timed seconds in all")
     parser.add_argument("--batch_size", type=int | None, default=None,
                         help="of every case (null: 128 for the step cases, the config's own for the whole run)")
     parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
@@ -212,6 +227,8 @@ def main(args: list[str] | None = None) -> None:
         config.batch_size = config.batch_size or STEP_BATCH_SIZE
         if config.repeats < 1:
             raise UserError(f"--repeats {config.repeats} must be at least 1 (5, the default, is what the tables use)")
+        if config.min_timed_seconds < 0:
+            raise UserError(f"--min_timed_seconds {config.min_timed_seconds} must be 0 or more (0: --repeats rounds)")
         if not 0 <= config.warmup < config.batches:
             raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
         devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
