@@ -54,10 +54,12 @@ def check_logger_specs(specs: list[Namespace]) -> None:
             given = {key: args.get(key) for key in ("save_dir", "name", "version")
                      if args.get(key) not in (RUN_FOLDER, DEFAULT_NAME, None)}
             where = "set --output_dir and --experiment instead"
-        else:  # W&B's files go in the run folder; MLflow's store is its tracking_uri
+        elif issubclass(logger_class, WandbLogger | MLFlowLogger):  # W&B's files: the run folder; MLflow's: its URI
             given = {"save_dir": args.get("save_dir")} if args.get("save_dir") not in (RUN_FOLDER, None) else {}
             where = ("give MLflow's store as --trainer.logger.tracking_uri" if issubclass(logger_class, MLFlowLogger)
                      else "its files go in the run folder, <output_dir>/<experiment>/version_N")
+        else:  # another library's logger keeps the place it is given
+            given = {}
         if given:
             raise UserError(f"{class_name}'s {', '.join(f'{key}={value!r}' for key, value in given.items())}: the run "
                             f"folder is <output_dir>/<experiment>/version_N whatever the logger; {where}")
