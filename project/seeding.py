@@ -44,3 +44,13 @@ def reseed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def epoch_seed(epoch: int, rank: int = 0, stream: Stream = Stream.EPOCH) -> int:
+    """The seed of one epoch on one rank for `stream`: from the run's seed, different per rank and per epoch."""
+    return derived_seed(run_seed(), stream, epoch, rank)
+
+
+def reseed_for_epoch(epoch: int, rank: int = 0) -> None:
+    """The global RNGs as every run has them at the first step of `epoch` on `rank` (a plain loop can match it)."""
+    reseed_everything(epoch_seed(epoch, rank))

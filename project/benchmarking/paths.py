@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from torch.utils.data import DataLoader
 
-from project.callbacks.epoch_seeding import ReseedEveryEpoch, reseed_for_epoch
+from project.callbacks.epoch_seeding import ReseedEveryEpoch
 from project.data import ImageDataModule
 from project.data.datamodule import augmentation_generator
 from project.data.image_set import InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
 from project.lightning_modules import ImageClassifier
+from project.seeding import reseed_for_epoch
 
 
 def sgd(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:

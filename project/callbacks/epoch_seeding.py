@@ -9,17 +9,7 @@ before each epoch's first training step (dropout), and augmentation draws from i
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from project.seeding import Stream, derived_seed, reseed_everything, run_seed
-
-
-def epoch_seed(epoch: int, rank: int = 0, stream: Stream = Stream.EPOCH) -> int:
-    """The seed of one epoch on one rank for `stream`: from the run's seed, different per rank and per epoch."""
-    return derived_seed(run_seed(), stream, epoch, rank)
-
-
-def reseed_for_epoch(epoch: int, rank: int = 0) -> None:
-    """The global RNGs as every run has them at the first step of `epoch` on `rank` (a plain loop can match it)."""
-    reseed_everything(epoch_seed(epoch, rank))
+from project.seeding import reseed_for_epoch
 
 
 class ReseedEveryEpoch(Callback):

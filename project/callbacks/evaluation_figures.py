@@ -14,7 +14,6 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from project.figures import MAX_SAMPLES, confusion_matrix_figure, predictions_figure
-from project.lightning_modules.classifier import ImageClassifier
 
 
 class CollectTestPredictions(Callback):
@@ -30,7 +29,9 @@ class CollectTestPredictions(Callback):
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.samples = []
-        if not isinstance(pl_module, ImageClassifier):  # no classes predicted (SimCLR): nothing to show
+        # A classifier has a `head` (the project's backbone + head contract); SimCLR has none: no classes to show.
+        # Asked of the module rather than imported from lightning_modules, which stands above the callbacks.
+        if not isinstance(getattr(pl_module, "head", None), torch.nn.Linear):
             self.confusion = None
         elif self.always or trainer.loggers:
             self.confusion = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)

@@ -16,7 +16,6 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from project.callbacks.epoch_seeding import epoch_seed
 from project.data.batch_transforms import (
     adapt_channels,
     channel_mean_std,
@@ -33,7 +32,7 @@ from project.data.settings import check_settings, resolve_classes
 from project.data.sources import DatasetName, open_source
 from project.data.splits import select_classes, stratified_split, take_per_class
 from project.errors import UserError
-from project.seeding import Stream, derived_seed, run_seed
+from project.seeding import Stream, derived_seed, epoch_seed, run_seed
 
 Split = ImageSet | FileImageSet
 

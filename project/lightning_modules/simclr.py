@@ -13,13 +13,12 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from project.callbacks.epoch_seeding import epoch_seed
 from project.data.views import simclr_view
 from project.errors import UserError, refuse_wrong
 from project.feature_probes.knn import knn_accuracy, usable_k
 from project.lightning_modules.backbone_module import BackboneModule
 from project.lightning_modules.contrastive import nt_xent
-from project.seeding import Stream, derived_seed, run_seed
+from project.seeding import Stream, derived_seed, epoch_seed, run_seed
 
 
 class SimCLRPretraining(BackboneModule):
