@@ -1,17 +1,13 @@
 """scripts/study.py: jsonargparse reads the study's settings from YAML (configs/study_digits.yaml by default) and
 --dotted overrides, every one checked before the study writes anything."""
 
-import sys
 from pathlib import Path
 from typing import Literal
 
-from jsonargparse import CLI
-
-from project.callbacks.interruption import RunInterrupted
-from project.cli.training import lightning_info_to_stdout
-from project.errors import UserError, exits_on_user_error
+from project.cli.function_cli import run_function_cli
+from project.errors import UserError
 from project.progress import showing_progress
-from project.shipped_configs import config_dir, shipped_or_given, with_shipped_configs
+from project.shipped_configs import shipped_or_given
 from project.study.runner import StudySettings, check_study, run_study
 from project.study.summary import summarize
 
@@ -90,15 +86,6 @@ def resolve_config(finetune_config: str) -> Path:
 
 
 def main(args: list[str] | None = None) -> None:
-    args = with_shipped_configs(list(sys.argv[1:] if args is None else args))
-    if not any(a == "--config" or a.startswith("--config=") for a in args):
-        args = ["--config", str(config_dir() / "study_digits.yaml"), *args]
-    lightning_info_to_stdout()
-    with exits_on_user_error("Check the --trainer settings in --extra_args."):
-        try:
-            CLI(study, args=args, as_positional=False, exit_on_error=False)
-        except RunInterrupted as stop:
-            print(f"study stopped by {stop.signal_name} while {stop.stage}: the finished runs are in results.csv; "
-                  f"run the same command to continue (the interrupted run resumes from its last.ckpt)",
-                  file=sys.stderr)
-            sys.exit(stop.exit_code)
+    run_function_cli(study, "study_digits.yaml", args, lambda stop: (
+        f"study stopped by {stop.signal_name} while {stop.stage}: the finished runs are in results.csv; run the same "
+        f"command to continue (the interrupted run resumes from its last.ckpt)"))

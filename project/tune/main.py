@@ -10,21 +10,19 @@ takes after its fine-tuning config and a study takes in per_method_args; trials.
 """
 
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import yaml
-from jsonargparse import CLI
 
 from project.callbacks.interruption import RunInterrupted
 from project.checkpoints.run_claims import claim_run, release_run, writer_of
-from project.cli.training import fit_and_test, lightning_info_to_stdout
-from project.errors import UserError, exits_on_user_error
+from project.cli.function_cli import run_function_cli
+from project.cli.training import fit_and_test
+from project.errors import UserError
 from project.lightning_modules import TransferClassifier
 from project.output_files import replace_file
 from project.progress import Progress, showing_progress
-from project.shipped_configs import config_dir, with_shipped_configs
 from project.study.main import resolve_config
 from project.study.runner import StudySettings, check_study, preview_run, run_args
 from project.tune.search_space import as_overrides, check_search_space, overlay, suggest
@@ -210,14 +208,6 @@ def write_results(sweep, output_dir: Path, identity: dict, optuna) -> dict:
 
 
 def main(args: list[str] | None = None) -> None:
-    args = with_shipped_configs(list(sys.argv[1:] if args is None else args))
-    if not any(a == "--config" or a.startswith("--config=") for a in args):
-        args = ["--config", str(config_dir() / "tune_digits.yaml"), *args]
-    lightning_info_to_stdout()
-    with exits_on_user_error("Check the --trainer settings in --extra_args."):
-        try:
-            CLI(tune, args=args, as_positional=False, exit_on_error=False)
-        except RunInterrupted as stop:
-            print(f"sweep stopped by {stop.signal_name}: its finished trials are in tune.db; run the same command to "
-                  f"continue (the interrupted trial runs again)", file=sys.stderr)
-            sys.exit(stop.exit_code)
+    run_function_cli(tune, "tune_digits.yaml", args, lambda stop: (
+        f"sweep stopped by {stop.signal_name}: its finished trials are in tune.db; run the same command to continue "
+        f"(the interrupted trial runs again)"))
