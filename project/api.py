@@ -11,7 +11,6 @@ quiet by default (`quiet=False` shows the runs' lines and progress as the script
 
 import contextlib
 import io
-import json
 import logging
 from argparse import ArgumentError
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 
+from project.cli.config_files import as_overrides
 from project.cli.training import RunResult, fit_and_test, pretraining_class
 from project.errors import UserError, argument_error_line
 from project.lightning_modules import TransferClassifier
@@ -109,7 +109,7 @@ def as_args(overrides: Overrides) -> list[str]:
         return []
     if isinstance(overrides, list):
         return [str(arg) for arg in overrides]
-    return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in overrides.items()]
+    return as_overrides(overrides)
 
 
 def quiet_args(quiet: bool) -> list[str]:

@@ -2,6 +2,7 @@
 the user did not mean (a repeated key, where the last silently wins), or that would fail later with a traceback
 (a section that is a list or a number instead of a mapping), is a one-line error naming the file."""
 
+import json
 from pathlib import Path
 
 import yaml
@@ -63,3 +64,9 @@ def kind(value: object) -> str:
     if isinstance(value, bool):
         return "true/false"
     return {list: "a list", int: "a number", float: "a number", str: "text"}.get(type(value), type(value).__name__)
+
+
+def as_overrides(values: dict[str, object]) -> list[str]:
+    """Settings as command-line overrides, `{"model.lr": 0.01}` -> `--model.lr=0.01` (JSON, which YAML reads; a
+    string as it is): how the API and a sweep hand their values to a run's parser."""
+    return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in values.items()]

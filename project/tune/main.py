@@ -17,6 +17,7 @@ import yaml
 
 from project.callbacks.interruption import RunInterrupted
 from project.checkpoints.run_claims import claim_run, release_run, writer_of
+from project.cli.config_files import as_overrides
 from project.cli.function_cli import run_function_cli
 from project.cli.training import fit_and_test
 from project.errors import UserError
@@ -25,7 +26,7 @@ from project.output_files import replace_file
 from project.progress import Progress, showing_progress
 from project.study.main import resolve_config
 from project.study.runner import StudySettings, check_study, preview_run, run_args
-from project.tune.search_space import as_overrides, check_search_space, overlay, suggest
+from project.tune.search_space import check_search_space, overlay, suggest
 from project.tune.trials_plot import score, trials_figure
 
 EXTRA = "pip install 'lightning-transfer-lab[optuna]'"

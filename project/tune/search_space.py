@@ -72,9 +72,3 @@ def overlay(values: dict[str, object]) -> dict:
         node[leaf] = value
     return nested
 
-
-def as_overrides(values: dict[str, object]) -> list[str]:
-    """The values as the runs' command-line overrides (YAML-readable JSON)."""
-    import json
-
-    return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in values.items()]
