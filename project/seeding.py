@@ -27,6 +27,8 @@ class Stream(IntEnum):
     RANDOM_INIT = 8  # the random weights a pretrained backbone is compared with (transferability check)
     VIEWS = 9  # SimCLR's random views
     PROBE_VIEWS = 10  # the augmented views a logistic probe is fit on
+    UNLABELLED_SHUFFLE = 11  # the unlabelled pool's permutation of each pass (semi-supervised fine-tuning)
+    CONSISTENCY_VIEWS = 12  # the weak and strong views of the unlabelled images (semi-supervised fine-tuning)
 
 
 def derived_seed(seed: int, stream: Stream, *position: int) -> int:

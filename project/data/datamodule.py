@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -30,7 +31,8 @@ from project.data.image_set import ImageSet, InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
 from project.data.settings import check_settings, resolve_classes
 from project.data.sources import DatasetName, open_source
-from project.data.splits import select_classes, stratified_split, take_per_class
+from project.data.splits import complement, per_class_indices, select_classes, stratified_split, take_per_class
+from project.data.unlabelled_pool import budget_remainder_pool, refuse_held_out_images
 from project.errors import UserError
 from project.seeding import Stream, derived_seed, epoch_seed, run_seed
 
@@ -62,7 +64,12 @@ class ImageDataModule(LightningDataModule):
             model; up to 8 when an image folder is decoded from disk).
         cache_dir: where decoded image folders are cached (rebuilt when a file changes); null: no cache.
         unlabelled_root: a folder of images without labels (in sub-folders or not, names ignored) that join the
-            training split, for `--objective=simclr`; validation and test stay the labelled `root`'s.
+            training split, for `--objective=simclr`, or the unlabelled pool (with `unlabelled_ratio`); validation
+            and test stay the labelled `root`'s.
+        unlabelled_ratio: semi-supervised fine-tuning (`--model.semi_supervised`): every training batch comes with
+            this many unlabelled images per labelled one (FixMatch's μ), drawn from the pool: the training images
+            beyond `samples_per_class` and those under `unlabelled_root`, never a validation or test image. An
+            epoch is one pass over the pool; the labelled images cycle. 0: no pool.
         in_memory: decode an image folder into memory once (true) or per batch from disk in workers (false);
             null: in memory unless its decoded size would exceed `memory_limit_gb`.
         mean, std: per-channel normalization of uint8/255 images (timm's --mean/--std). null: the training images'
@@ -91,6 +98,7 @@ class ImageDataModule(LightningDataModule):
         in_memory: bool | None = None,
         memory_limit_gb: float = 8.0,
         unlabelled_root: str | None = None,
+        unlabelled_ratio: int = 0,
         mean: list[float] | None = None,
         std: list[float] | None = None,
     ) -> None:
@@ -104,7 +112,10 @@ class ImageDataModule(LightningDataModule):
         self.train_set: ImageSet | None = None
         self.val_set: ImageSet | None = None
         self.test_set: ImageSet | None = None
+        self.unlabelled_set: ImageSet | None = None  # the pool of semi-supervised fine-tuning
         self.train_sampler: ResumableShuffle | None = None
+        self.unlabelled_sampler: ResumableShuffle | None = None
+        self.unlabelled_passes = 0
         self._augmentation_epoch: tuple | None = None
         self._augmentation_rng: torch.Generator | None = None
         self.train_passes = 0
@@ -153,6 +164,10 @@ class ImageDataModule(LightningDataModule):
         if self.train_set is not None:  # fit then test reuse what is in memory
             return
         hp = self.hparams
+        if hp.unlabelled_ratio and self.from_disk:
+            raise UserError(f"unlabelled_ratio={hp.unlabelled_ratio}: the unlabelled pool is held in memory, but this "
+                            f"image folder is read from disk (its decoded size is over memory_limit_gb="
+                            f"{hp.memory_limit_gb}): raise --data.memory_limit_gb or set --data.in_memory=true")
         train, val, test = self.source.load()
         # Held out of train where the data has no such split of its own: the test images, then validation.
         if test is None:
@@ -177,15 +192,19 @@ class ImageDataModule(LightningDataModule):
                 f"classes {missing} have no training images once val and test are held out: add images, or "
                 f"lower --data.val_fraction / --data.test_fraction"
             )
+        pool = None
         if hp.samples_per_class is not None:
             seed = derived_seed(self.budget_seed, Stream.TRAIN_BUDGET)
-            train = take_per_class(train, hp.samples_per_class, seed, self.class_names)
+            labelled = per_class_indices(train, hp.samples_per_class, seed, self.class_names)
+            if hp.unlabelled_ratio:  # their labels stay in memory, read only by the pseudo-labels' accuracy monitor
+                pool = train.subset(complement(labelled, len(train)))
+            train = train.subset(labelled)
         if self.val_budget is not None:
             seed = derived_seed(self.budget_seed, Stream.VAL_BUDGET)
             # A budget that only follows samples_per_class takes what the validation split has, up to it.
             implicit = hp.val_samples_per_class is None
             val = take_per_class(val, self.val_budget, seed, self.class_names, "val_samples_per_class", implicit)
-        if hp.unlabelled_root is not None:  # more training images, for an objective that reads no labels
+        if hp.unlabelled_root is not None:  # more images: SimCLR's training images, or the semi-supervised pool
             extra = unlabelled_images(hp.unlabelled_root, hp.image_size, hp.cache_dir, self.from_disk)
             extra = extra if self.from_disk else self._adapt(extra)
             if not self.from_disk and len(train) and extra.images.shape[1:] != train.images.shape[1:]:
@@ -193,7 +212,17 @@ class ImageDataModule(LightningDataModule):
                     f"the images under --data.unlabelled_root are {tuple(extra.images.shape[1:])} (C, H, W) but the "
                     f"labelled ones are {tuple(train.images.shape[1:])}: set --data.image_size to resize both alike"
                 )
-            train = train.joined(extra)
+            if hp.unlabelled_ratio:
+                refuse_held_out_images(extra, val, test, hp.unlabelled_root)
+                pool = extra if pool is None else pool.joined(extra)
+            else:
+                train = train.joined(extra)
+        if hp.unlabelled_ratio:
+            if pool is None:
+                raise UserError(f"unlabelled_ratio={hp.unlabelled_ratio} needs unlabelled images: set "
+                                f"--data.samples_per_class (the training images beyond it form the pool) or "
+                                f"--data.unlabelled_root")
+            self.unlabelled_set = budget_remainder_pool(pool, val, test)
         for split, image_set in (("train", train), ("val", val), ("test", test)):
             if self.from_disk or not len(image_set):  # from disk, each image's size is checked as it is read
                 continue
@@ -216,7 +245,9 @@ class ImageDataModule(LightningDataModule):
             images = resize(images, self.hparams.image_size)
         return ImageSet(images, image_set.labels)
 
-    def _loader(self, image_set: ImageSet | FileImageSet | None, sampler: ResumableShuffle | None = None) -> DataLoader:
+    def _loader(
+        self, image_set: ImageSet | FileImageSet | None, sampler: ResumableShuffle | None = None, batch_size: int = 0,
+    ) -> DataLoader:
         if image_set is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         workers = self.hparams.num_workers
@@ -227,7 +258,7 @@ class ImageDataModule(LightningDataModule):
             dataset, collate, workers = InMemoryImages(image_set), keep_batch, workers or 0
         return DataLoader(
             dataset,
-            batch_size=self.hparams.batch_size,
+            batch_size=batch_size or self.hparams.batch_size,
             sampler=sampler,
             collate_fn=collate,
             num_workers=workers,
@@ -243,14 +274,25 @@ class ImageDataModule(LightningDataModule):
         for images, labels in self._loader(getattr(self, f"{split}_set")):
             yield self.batch_transform(images.to(device), labels.to(device), augmentation_rng)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
         if self.train_set is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         self.train_sampler = ResumableShuffle(len(self.train_set), run_seed(), passes=self.train_passes)
         # A new loader is a new fit: its epochs crop and flip from their own seeds, not on from an earlier fit's
         # generator (the benchmark fits one datamodule many times, and compares their losses).
         self._augmentation_epoch = None
-        return self._loader(self.train_set, self.train_sampler)
+        labelled = self._loader(self.train_set, self.train_sampler)
+        if self.unlabelled_set is None:
+            return labelled
+        self.unlabelled_sampler = ResumableShuffle(
+            len(self.unlabelled_set), run_seed(), passes=self.unlabelled_passes, stream=Stream.UNLABELLED_SHUFFLE
+        )
+        unlabelled = self._loader(
+            self.unlabelled_set, self.unlabelled_sampler, self.hparams.unlabelled_ratio * self.hparams.batch_size
+        )
+        # Lightning's own pairing of loaders: an epoch is one pass over the (larger) pool, the labelled loader
+        # starts again whenever it runs out, each start a new pass of its sampler (so a resume continues it).
+        return CombinedLoader({"labelled": labelled, "unlabelled": unlabelled}, mode="max_size_cycle")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)
@@ -258,8 +300,12 @@ class ImageDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set)
 
-    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
-        """Augment (training only) and normalize the uint8 batch where it now is, e.g. on the GPU."""
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment (training only) and normalize the uint8 batch where it now is, e.g. on the GPU. A semi-supervised
+        batch's unlabelled images are normalized only: the model makes their weak and strong views itself."""
+        if isinstance(batch, dict):
+            return {"labelled": self.on_after_batch_transfer(batch["labelled"], dataloader_idx),
+                    "unlabelled": self.batch_transform(*batch["unlabelled"])}
         images, labels = batch
         if not (self.augment and self.trainer is not None and self.trainer.training):
             return self.batch_transform(images, labels)
@@ -286,14 +332,18 @@ class ImageDataModule(LightningDataModule):
         self.std = torch.tensor(preprocessing["std"], dtype=torch.float32)
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: the shuffle's position. (The normalization is the model's: `preprocessing`.)"""
-        return {"train_passes": self.train_sampler.passes if self.train_sampler else 0}
+        """Saved in every checkpoint: the shuffles' positions. (The normalization is the model's: `preprocessing`.)"""
+        return {"train_passes": self.train_sampler.passes if self.train_sampler else 0,
+                "unlabelled_passes": self.unlabelled_sampler.passes if self.unlabelled_sampler else 0}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """On resume, Lightning restores this before it makes the train dataloader."""
         self.train_passes = state.get("train_passes", 0)
+        self.unlabelled_passes = state.get("unlabelled_passes", 0)
         if self.train_sampler is not None:
             self.train_sampler.passes = self.train_passes
+        if self.unlabelled_sampler is not None:
+            self.unlabelled_sampler.passes = self.unlabelled_passes
 
 
 def given_mean_std(mean: list[float], std: list[float], channels: int) -> tuple[Tensor, Tensor]:

@@ -14,13 +14,13 @@ class ResumableShuffle(Sampler[int]):
     Lightning makes the first epoch's iterator before any epoch-start hook could reseed it.
     """
 
-    def __init__(self, size: int, seed: int, passes: int = 0) -> None:
-        self.size, self.seed, self.passes = size, seed, passes
+    def __init__(self, size: int, seed: int, passes: int = 0, stream: Stream = Stream.SHUFFLE) -> None:
+        self.size, self.seed, self.passes, self.stream = size, seed, passes, stream
 
     def __len__(self) -> int:
         return self.size
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(derived_seed(self.seed, Stream.SHUFFLE, self.passes))
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, self.stream, self.passes))
         self.passes += 1
         return iter(torch.randperm(self.size, generator=generator).tolist())

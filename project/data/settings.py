@@ -27,6 +27,11 @@ def check_settings(hp: Any) -> None:
                      (f"std={hp.std} must be positive", all(value > 0 for value in hp.std)))
         if hp.channels is not None and len(hp.mean) == 1 and hp.channels == 3:
             raise UserError(f"mean={hp.mean} has one value but channels=3: give three values (one per channel)")
+    if hp.unlabelled_ratio < 0:
+        raise UserError(f"unlabelled_ratio={hp.unlabelled_ratio} must be >= 0 (0: no unlabelled pool)")
+    if hp.unlabelled_ratio and hp.in_memory is False:
+        raise UserError(f"unlabelled_ratio={hp.unlabelled_ratio}: the unlabelled pool is held in memory, and "
+                        f"in_memory=false reads images from disk: set --data.in_memory=true")
     refuse_wrong((f"crop_padding={hp.crop_padding} must not be negative", hp.crop_padding >= 0),
                  (f"num_workers={hp.num_workers} must not be negative", (hp.num_workers or 0) >= 0))
 

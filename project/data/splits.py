@@ -44,6 +44,14 @@ def take_per_class(
 
     A class with fewer samples is an error naming `setting`, or, with `at_most`, gives all it has.
     """
+    return image_set.subset(per_class_indices(image_set, count, seed, class_names, setting, at_most))
+
+
+def per_class_indices(
+    image_set: ImageSet, count: int, seed: int, class_names: list[str], setting: str = "samples_per_class",
+    at_most: bool = False,
+) -> Tensor:
+    """The sorted indices `take_per_class` keeps (the rest of the split is, e.g., the unlabelled pool)."""
     generator = torch.Generator().manual_seed(seed)
     split = "validation" if setting.startswith("val") else "training"
     chosen = []
@@ -55,4 +63,11 @@ def take_per_class(
                 f"(after the held-out splits): lower --data.{setting}"
             )
         chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
-    return image_set.subset(torch.cat(chosen).sort().values)
+    return torch.cat(chosen).sort().values
+
+
+def complement(indices: Tensor, size: int) -> Tensor:
+    """The indices of 0..size-1 not in `indices`."""
+    kept = torch.ones(size, dtype=torch.bool)
+    kept[indices] = False
+    return kept.nonzero().flatten()

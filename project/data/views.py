@@ -1,6 +1,10 @@
-"""SimCLR's random views of whole batches on the model's device (Chen et al. 2020, CIFAR settings): a random
-resized crop (area 0.2-1 of the image, aspect 3/4-4/3) with a horizontal flip, colour jitter with probability 0.8
-(brightness, contrast, saturation 0.4; hue 0.1) and grayscale with probability 0.2.
+"""Random views of whole batches on the model's device.
+
+SimCLR's (Chen et al. 2020, CIFAR settings): a random resized crop (area 0.2-1 of the image, aspect 3/4-4/3) with
+a horizontal flip, colour jitter with probability 0.8 (brightness, contrast, saturation 0.4; hue 0.1) and
+grayscale with probability 0.2. FixMatch's (Sohn et al. 2020) weak view is the usual crop and flip; its strong
+view here is SimCLR's view with a cutout (FixMatch used RandAugment + cutout; SimCLR's view is the strong
+augmentation this project already has on the device).
 
 Each image draws its own parameters from the generator given, as torchvision's per-image transforms would, but
 the whole batch is transformed in a few tensor operations: no per-image PIL work in the data path.
@@ -11,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from project.data.batch_transforms import random_crop, random_horizontal_flip
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, PIL's "L"
 # RGB <-> YIQ, where a hue shift is a rotation of the (I, Q) chroma plane.
@@ -89,7 +95,39 @@ def random_grayscale(images: Tensor, generator: torch.Generator, probability: fl
     return torch.where(chosen[:, None, None, None], gray(images).expand_as(images), images)
 
 
-def simclr_view(images: Tensor, generator: torch.Generator, crop_scale: float = 0.2, strength: float = 0.5) -> Tensor:
+def simclr_view(
+    images: Tensor, generator: torch.Generator, crop_scale: float = 0.2, strength: float = 0.5, flip: bool = True
+) -> Tensor:
     """One random view of every image of a batch of floats in [0, 1] (N, C, H, W)."""
-    view = random_resized_crop(images, generator, scale=(crop_scale, 1.0))
+    view = random_resized_crop(images, generator, scale=(crop_scale, 1.0), flip=flip)
     return random_grayscale(colour_jitter(view, generator, strength), generator)
+
+
+def cutout(images: Tensor, generator: torch.Generator, size: int) -> Tensor:
+    """A size × size square of every image (its centre anywhere in the image, clipped at the border) set to 0.5 grey
+    (DeVries & Taylor 2017; FixMatch's strong augmentation ends with one)."""
+    n, _, height, width = images.shape
+    centre_y = torch.randint(0, height, (n, 1, 1), device=images.device, generator=generator)
+    centre_x = torch.randint(0, width, (n, 1, 1), device=images.device, generator=generator)
+    rows = torch.arange(height, device=images.device)[None, :, None]
+    cols = torch.arange(width, device=images.device)[None, None, :]
+    low, high = -(size // 2), size - size // 2  # size pixels across, the centre among them
+    dy, dx = rows - centre_y, cols - centre_x
+    inside = (dy >= low) & (dy < high) & (dx >= low) & (dx < high)
+    return torch.where(inside[:, None], torch.full_like(images, 0.5), images)
+
+
+def weak_view(images: Tensor, generator: torch.Generator, crop_padding: int = 4, flip: bool = True) -> Tensor:
+    """FixMatch's weak view of images in [0, 1]: a random crop with padding and, with `flip`, a horizontal flip (not
+    for data whose mirror image is another thing, such as digits)."""
+    cropped = random_crop(images, crop_padding, generator)
+    return random_horizontal_flip(cropped, generator) if flip else cropped
+
+
+def strong_view(
+    images: Tensor, generator: torch.Generator, crop_scale: float = 0.2, strength: float = 0.5, cutout_size: int = 16,
+    flip: bool = True,
+) -> Tensor:
+    """FixMatch's strong view of images in [0, 1]: SimCLR's view, then a cutout (none when `cutout_size` is 0)."""
+    view = simclr_view(images, generator, crop_scale, strength, flip)
+    return cutout(view, generator, cutout_size) if cutout_size else view

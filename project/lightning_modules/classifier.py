@@ -39,6 +39,11 @@ class ImageClassifier(BackboneModule):
         data = self.trainer.datamodule
         if stage == "fit" and getattr(data, "has_unlabelled", False):
             raise UserError("--data.unlabelled_root's images have no labels: only --objective=simclr trains on them")
+        if stage == "fit" and getattr(data, "unlabelled_set", None) is not None and \
+                self.hparams.get("semi_supervised", "none") == "none":
+            raise UserError("--data.unlabelled_ratio serves unlabelled images, which only semi-supervised "
+                            "fine-tuning reads: set --model.semi_supervised=fixmatch (scripts/finetune.py) or "
+                            "--data.unlabelled_ratio=0")
         if stage == "fit" and self.hparams.test_time_flip and data is not None and not getattr(data, "augment", True):
             raise UserError("test_time_flip=true predicts from mirror images too, which a model trained without "
                             "flips has never seen: set --data.augment=true, or --model.test_time_flip=false")

@@ -12,11 +12,18 @@ from torch import Tensor, nn
 
 from project.backbones import BackboneName
 from project.checkpoints.pretrained import PretrainedBackbone
-from project.errors import UserError
+from project.data.views import strong_view, weak_view
+from project.errors import UserError, refuse_wrong
 from project.feature_probes.logistic import fit_logistic_probe
 from project.lightning_modules.classifier import ImageClassifier
+from project.lightning_modules.consistency import (
+    SemiSupervised,
+    pseudo_labels,
+    uniform_prediction,
+    updated_running_mean,
+)
 from project.lightning_modules.finetuning_plan import FROZEN_BACKBONE, FinetuningPlan, Strategy
-from project.seeding import Stream, derived_seed, run_seed
+from project.seeding import Stream, derived_seed, epoch_seed, run_seed
 
 
 class TransferClassifier(ImageClassifier):
@@ -52,6 +59,20 @@ class TransferClassifier(ImageClassifier):
             were trained under (timm's `pretrained_cfg`, torchvision's `weights.transforms()`, a pretraining run's
             recorded preprocessing), or `target`, the fine-tuning images' own. Explicit --data.mean/--data.std win
             over both. The weights' input size is --data.image_size's default either way.
+        semi_supervised: also learn from the unlabelled pool (`--data.unlabelled_ratio` unlabelled images per
+            labelled one in every batch): `fixmatch` (pseudo-labels from a weak view train the prediction on a
+            strong view; Sohn et al. 2020) or `pseudo_label` (on the weak view itself: half the compute); `none`.
+            Any strategy and source combine with it: the logistic probe first (`lp_ft` with `lp_fraction` 0), or
+            from scratch (the classic baseline). Lightning's EMAWeightAveraging callback gives FixMatch's EMA
+            of the weights for evaluation (configs/strategy/fixmatch.yaml).
+        threshold: a pseudo-label is used where the model's confidence (max probability) reaches it.
+        unlabelled_weight: the unlabelled loss's weight against the labelled one (FixMatch's λ).
+        distribution_alignment: rescale predictions on the pool by the model's running mean prediction, so
+            pseudo-labels follow the (balanced) class prior (ReMixMatch).
+        batchnorm: `train` updates BatchNorm statistics in every training block (as usual); `frozen` keeps the
+            pretrained statistics everywhere: a few labelled images and strongly augmented ones move batch
+            statistics away from what the features were learnt under (a FixMatch try collapsed without it).
+        strong_crop_scale, strong_jitter, cutout_size: the strong view's SimCLR crop, colour strength and cutout.
     """
 
     plans_lr = True  # the strategy gates and scales each group's lr by epoch
@@ -69,6 +90,14 @@ class TransferClassifier(ImageClassifier):
         ft_lr_ratio: float = 0.1,
         probe_views: int = 0,
         normalization: Literal["pretrained", "target"] = "pretrained",
+        semi_supervised: SemiSupervised = "none",
+        threshold: float = 0.95,
+        unlabelled_weight: float = 1.0,
+        distribution_alignment: bool = False,
+        batchnorm: Literal["train", "frozen"] = "train",
+        strong_crop_scale: float = 0.2,
+        strong_jitter: float = 0.5,
+        cutout_size: int = 16,
         backbone: BackboneName | None = None,
         backbone_args: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -78,11 +107,18 @@ class TransferClassifier(ImageClassifier):
         blocks = self.backbone.blocks()
         if probe_views < 0:
             raise UserError(f"probe_views={probe_views} must be >= 0 (0: the labelled images alone)")
+        refuse_wrong((f"threshold={threshold} must be in [0, 1]", 0 <= threshold <= 1),
+                     (f"unlabelled_weight={unlabelled_weight} must be >= 0", unlabelled_weight >= 0),
+                     (f"strong_crop_scale={strong_crop_scale} must be in (0, 1]", 0 < strong_crop_scale <= 1),
+                     (f"strong_jitter={strong_jitter} must be >= 0", strong_jitter >= 0),
+                     (f"cutout_size={cutout_size} must be >= 0", cutout_size >= 0))
         if not 0 <= reinit_blocks <= len(blocks):
             raise UserError(f"reinit_blocks={reinit_blocks} must be between 0 and the backbone's {len(blocks)} blocks")
         self.provenance: dict[str, Any] = {}
         self.pretrained_weights_loaded = False
         self.head_fit = False  # logistic_probe: fit once, before the first step (and kept by its checkpoints)
+        self.pool_prediction = uniform_prediction(self.hparams.num_classes)  # distribution alignment's running mean
+        self._views_rng: tuple[tuple, torch.Generator] | None = None
         self.plan = FinetuningPlan(
             strategy=strategy, num_blocks=len(blocks), backbone_lr_ratio=backbone_lr_ratio, layer_decay=layer_decay,
             unfreeze_at=tuple(unfreeze_at or (5,)), lp_fraction=lp_fraction, ft_lr_ratio=ft_lr_ratio,
@@ -156,6 +192,17 @@ class TransferClassifier(ImageClassifier):
         elif views and not data.augment:
             raise UserError(f"probe_views={views} needs the training augmentation, whose crops and flips the views "
                             f"are: set --data.augment=true, or --model.probe_views=0")
+        self._check_semi_supervised(data)
+
+    def _check_semi_supervised(self, data: Any) -> None:
+        """The model's semi_supervised and the data's unlabelled pool go together, or neither is set."""
+        method, ratio = self.hparams.semi_supervised, getattr(data, "hparams", {}).get("unlabelled_ratio", 0)
+        if method != "none" and not ratio:
+            raise UserError(f"semi_supervised={method!r} learns from unlabelled images: set --data.unlabelled_ratio "
+                            f"(e.g. 4 unlabelled images per labelled one in every batch)")
+        if method != "none" and self.plan.strategy == "logistic_probe":
+            raise UserError(f"semi_supervised={method!r} trains on the pool, but strategy 'logistic_probe' trains "
+                            f"nothing after its fit: use lp_ft with lp_fraction 0 (the same probe, then fine-tuning)")
 
     def train(self, mode: bool = True) -> "TransferClassifier":
         """Frozen blocks stay in eval mode whenever the model is put in train mode."""
@@ -169,15 +216,61 @@ class TransferClassifier(ImageClassifier):
         self._freeze_batchnorm_of_frozen_blocks()
 
     def _freeze_batchnorm_of_frozen_blocks(self) -> None:
-        """BatchNorm in train mode updates its running statistics even when its block is frozen (#15062)."""
+        """BatchNorm in train mode updates its running statistics even when its block is frozen (#15062); with
+        `batchnorm: frozen`, in every block."""
         epoch = self.trainer.current_epoch if self._trainer is not None else 0
         for index, block in enumerate(self.backbone.blocks()):
             block.train(self.plan.block_trains(index, epoch))
+        if self.hparams.batchnorm == "frozen":
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):  # the public base of BatchNorm1d/2d/3d
+                    module.eval()
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         if self.plan.strategy == "logistic_probe":  # fit before the first step: nothing left to train
             return None
-        return super().training_step(batch, batch_idx)
+        if self.hparams.semi_supervised == "none":
+            return super().training_step(batch, batch_idx)
+        labelled_loss, _ = self._step(batch["labelled"], "train")
+        return labelled_loss + self.hparams.unlabelled_weight * self._unlabelled_loss(*batch["unlabelled"])
+
+    def _unlabelled_loss(self, images: Tensor, hidden_labels: Tensor) -> Tensor:
+        """FixMatch's (or pseudo-labelling's) loss on a normalized, unaugmented unlabelled batch."""
+        hp = self.hparams
+        mean = torch.tensor(self.preprocessing["mean"], device=images.device)[None, :, None, None]
+        std = torch.tensor(self.preprocessing["std"], device=images.device)[None, :, None, None]
+        unit, generator = (images * std + mean).clamp(0, 1), self._views_generator(images.device)
+        data = self.trainer.datamodule  # mirror images only where the data's own augmentation flips (not digits)
+        weak = (weak_view(unit, generator, data.hparams.crop_padding, data.augment) - mean) / std
+        if hp.semi_supervised == "fixmatch":
+            view = strong_view(unit, generator, hp.strong_crop_scale, hp.strong_jitter, hp.cutout_size, data.augment)
+            strong = (view - mean) / std
+            with torch.no_grad():  # the targets: no gradient flows through them
+                weak_logits = self(weak)
+            trained_logits = self(strong)
+        else:  # pseudo-labelling: the weak view is both the target's and the trained prediction's
+            weak_logits = trained_logits = self(weak)
+        aligned = self.pool_prediction if hp.distribution_alignment else None
+        labels = pseudo_labels(weak_logits, hp.threshold, aligned)
+        if hp.distribution_alignment:
+            self.pool_prediction = updated_running_mean(self.pool_prediction, weak_logits, self.trainer.strategy)
+        loss = labels.loss(trained_logits)
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps Lightning's logger writes
+            self.log("train/unlabelled_loss", loss)
+            self.log("train/confident", labels.confident.float().mean())
+            accuracy = labels.accuracy(hidden_labels)
+            if accuracy is not None:
+                self.log("monitor/pseudo_label_acc", accuracy)
+        return loss
+
+    def _views_generator(self, device: torch.device) -> torch.Generator:
+        """One generator of weak and strong views per epoch and rank, seeded from both: a resumed run draws the
+        same views (and so the same pseudo-labels) as an uninterrupted one."""
+        key = (self.current_epoch, self.global_rank, device)
+        if self._views_rng is None or self._views_rng[0] != key:
+            generator = torch.Generator(device).manual_seed(epoch_seed(*key[:2], Stream.CONSISTENCY_VIEWS))
+            self._views_rng = (key, generator)
+        return self._views_rng[1]
 
     def on_train_start(self) -> None:
         # Here, not in on_fit_start: Lightning registers its SIGTERM handler (and resets the stop flag a first
@@ -231,6 +324,8 @@ class TransferClassifier(ImageClassifier):
         super().on_save_checkpoint(checkpoint)
         checkpoint["provenance"] = self.provenance
         checkpoint["logistic_head_fit"] = self.head_fit  # False: stopped during the probe's fit, refit on resume
+        if self.hparams.distribution_alignment:
+            checkpoint["pool_prediction"] = self.pool_prediction.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A checkpoint holds the whole trained model: the pretrained file is not read again."""
@@ -238,6 +333,8 @@ class TransferClassifier(ImageClassifier):
         self.provenance = checkpoint.get("provenance", {})
         self.pretrained_weights_loaded = True
         self.head_fit = checkpoint.get("logistic_head_fit", True)
+        if "pool_prediction" in checkpoint:
+            self.pool_prediction = checkpoint["pool_prediction"]
 
 
 def reinitialize(blocks: list[nn.Module]) -> None:

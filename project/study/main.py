@@ -25,6 +25,7 @@ def study(
     metric: Literal["test_acc", "val_acc"] = "test_acc",
     split_seed: int | None = None,
     select_on_val: list[str] | None = None,
+    paired_with: list[str] | None = None,
     quiet: bool = False,
 ) -> str:
     """Train the target task from scratch and with each fine-tuning method, at each label budget and seed.
@@ -49,9 +50,15 @@ def study(
         select_on_val: two or more of the methods to choose between run by run: each budget and seed gets the
             one with the best accuracy on its own label-budgeted validation split, reported as the method
             `val-chosen: a / b` (the pick per seed listed under the tables). Only the summary changes.
+        paired_with: methods each method is also compared with, seed by seed, besides scratch: e.g. `lp_ft` for
+            a semi-supervised method from the same backbone, so one table shows what the pretraining buys and the
+            next what the unlabelled pool adds. Only the summary changes.
         quiet: no progress bar or progress lines (the runs' result lines and the tables are still printed).
     """
     check_selection(select_on_val, methods)
+    unknown = [method for method in paired_with or [] if method not in methods]
+    if unknown:
+        raise UserError(f"paired_with names {unknown}, not among the methods {methods}: add it to --methods")
     settings = StudySettings(
         finetune_config=resolve_config(finetune_config), pretrained=pretrained, methods=methods, budgets=budgets,
         seeds=seeds, output_dir=Path(output_dir), extra_args=extra_args or [], per_method_args=per_method_args or {},
@@ -60,7 +67,7 @@ def study(
     check_study(settings)  # everything that can fail before training fails now, with nothing written
     with showing_progress(not quiet):
         run_study(settings)
-    table = summarize(settings.output_dir, metric, select_on_val)
+    table = summarize(settings.output_dir, metric, select_on_val, paired_with)
     stem = "results" if metric == "test_acc" else "results_val"
     output = settings.output_dir
     print(f"\n{table}\n\nwritten: {output / 'results.csv'}, {output / (stem + '.md')}, {output / (stem + '.png')}")

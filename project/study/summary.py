@@ -78,23 +78,25 @@ def markdown_table(rows: list[dict], metric: str = "test_acc") -> str:
     return "\n".join(lines)
 
 
-def paired_gains(rows: list[dict], method: str, budget: str, metric: str = "test_acc") -> list[float]:
-    """`method`'s accuracy minus scratch's, seed by seed, where both ran (same label sample and test images)."""
+def paired_gains(
+    rows: list[dict], method: str, budget: str, metric: str = "test_acc", baseline: str = "scratch"
+) -> list[float]:
+    """`method`'s accuracy minus `baseline`'s, seed by seed, where both ran (same label sample and test images)."""
     by_run = {
         (r["method"], r["samples_per_class"], r["seed"]): float(r[metric])
         for r in rows
         if r.get(metric) not in ("", None)
     }
     return [
-        accuracy - by_run[("scratch", b, seed)]
+        accuracy - by_run[(baseline, b, seed)]
         for (m, b, seed), accuracy in by_run.items()
-        if (m, b) == (method, budget) and ("scratch", b, seed) in by_run
+        if (m, b) == (method, budget) and (baseline, b, seed) in by_run
     ]
 
 
-def paired_gain_table(rows: list[dict], metric: str = "test_acc") -> str:
-    """Each method's gain over scratch, paired by seed and budget: mean, 95 % confidence interval, verdict, and
-    wins/ties/losses.
+def paired_gain_table(rows: list[dict], metric: str = "test_acc", baseline: str = "scratch") -> str:
+    """Each method's gain over `baseline` (scratch, or e.g. the same backbone without the unlabelled pool), paired
+    by seed and budget: mean, 95 % confidence interval, verdict, and wins/ties/losses.
 
     Pairing removes what the methods share (the label sample and the test images, both drawn from the seed), so
     the differences are far less noisy than the two means. The verdict is `unclear` whenever the interval
@@ -102,13 +104,13 @@ def paired_gain_table(rows: list[dict], metric: str = "test_acc") -> str:
     """
     methods, budgets = methods_and_budgets(rows)
     lines = [
-        "| gain over scratch, same seed: mean [95 % CI] verdict (wins/ties/losses) | " + " | ".join(budgets) + " |",
+        f"| gain over {baseline}, same seed: mean [95 % CI] verdict (wins/ties/losses) | " + " | ".join(budgets) + " |",
         "|---|" + "---|" * len(budgets),
     ]
-    for method in (m for m in methods if m != "scratch"):
+    for method in (m for m in methods if m != baseline):
         cells = []
         for budget in budgets:
-            gains = paired_gains(rows, method, budget, metric)
+            gains = paired_gains(rows, method, budget, metric, baseline)
             if not gains:
                 cells.append("–")
                 continue
@@ -208,9 +210,13 @@ def chosen_on_validation(rows: list[dict], candidates: list[str]) -> tuple[list[
     return rows + chosen, line
 
 
-def summarize(output_dir: Path, metric: str = "test_acc", select_on_val: list[str] | None = None) -> str:
+def summarize(
+    output_dir: Path, metric: str = "test_acc", select_on_val: list[str] | None = None,
+    paired_with: list[str] | None = None,
+) -> str:
     """Write results.md and results.png next to results.csv (results_val.* for `val_acc`); returns the tables.
-    `select_on_val`: methods to choose between per run on validation, reported as a method of its own."""
+    `select_on_val`: methods to choose between per run on validation, reported as a method of its own;
+    `paired_with`: more baselines than scratch, each with a paired gain table of its own."""
     rows = read_results(output_dir / "results.csv")
     choices = None
     if select_on_val:
@@ -218,6 +224,8 @@ def summarize(output_dir: Path, metric: str = "test_acc", select_on_val: list[st
     table = markdown_table(rows, metric)
     if any(row["method"] == "scratch" for row in rows) and any(row["method"] != "scratch" for row in rows):
         table += "\n\n" + paired_gain_table(rows, metric)
+    for baseline in paired_with or []:
+        table += "\n\n" + paired_gain_table(rows, metric, baseline)
     if choices:
         table += "\n\n" + choices
     stem = "results" if metric == "test_acc" else "results_val"
