@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
+from rank_weights import RANK_DUMP, ranks_weights
 from tiny_settings import SCRIPTS, TINY_BACKBONE, TINY_CNN, TINY_RUN
 
 from project.callbacks.defaults import default_callbacks
@@ -237,19 +238,6 @@ def test_bad_plan_values_are_refused():
     assert str(refused.value) == "layer_decay=2 must be in (0, 1]; lp_fraction=1.0 must be in [0, 1)"
 
 
-RANK_DUMP = '''
-import os, torch
-from lightning.pytorch import Callback
-
-class DumpWeights(Callback):
-    """Saves each rank's final weights, to compare the ranks after a DDP run."""
-
-    def on_fit_end(self, trainer, model):
-        folder = os.environ["RANK_DUMP_DIR"]
-        torch.save(model.state_dict(), os.path.join(folder, f"rank{trainer.global_rank}.pt"))
-'''
-
-
 @pytest.mark.slow
 def test_gradual_under_two_process_ddp_on_cpu_ends_with_identical_weights_on_both_ranks(tmp_path):
     run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={tmp_path}"])
@@ -266,7 +254,7 @@ def test_gradual_under_two_process_ddp_on_cpu_ends_with_identical_weights_on_bot
         env={**__import__("os").environ, "PYTHONPATH": str(tmp_path), "RANK_DUMP_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
+    rank0, rank1 = ranks_weights(tmp_path)
     assert rank0.keys() == rank1.keys()
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key

@@ -1,22 +1,27 @@
 """Semi-supervised fine-tuning: the unlabelled pool (never a validation or test image), FixMatch and pseudo-labelling
 steps, BatchNorm policy, exact resume, and the refusals of settings that cannot work together."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
-from lightning.pytorch.callbacks import EMAWeightAveraging
-from tiny_settings import TINY_BACKBONE
+from rank_weights import RANK_DUMP, ranks_weights
+from tiny_settings import REPOSITORY, SCRIPTS, TINY_BACKBONE, TINY_CNN, TINY_RUN
 
 from project.callbacks.defaults import default_callbacks
+from project.callbacks.ema_weights import EMAWeights
+from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.data.image_folder import UNLABELLED
 from project.data.image_set import ImageSet
 from project.data.unlabelled_pool import budget_remainder_pool, image_digests
 from project.data.views import cutout, strong_view, weak_view
 from project.errors import UserError
-from project.lightning_modules import TransferClassifier
+from project.lightning_modules import ImageClassifier, TransferClassifier
 
 
 def digits(**options) -> ImageDataModule:
@@ -136,7 +141,7 @@ def test_resuming_gives_the_same_pseudo_labels_views_and_weights(tmp_path):
     options = {"distribution_alignment": True, "threshold": 0.4}
 
     def ema():
-        return EMAWeightAveraging(decay=0.9)
+        return EMAWeights(decay=0.9)
 
     seed_everything(3)
     straight = tiny_model(**options)
@@ -166,3 +171,37 @@ def test_views_keep_the_shape_and_cutout_blanks_exactly_its_square():
     cut = cutout(ones, generator, 8)
     blanked = (cut == 0.5).sum(dim=(1, 2, 3))
     assert blanked.max() == 64 and blanked.min() >= 16  # 8 × 8 inside the image, at least a quarter at a corner
+
+
+def test_the_test_after_fit_measures_the_averaged_weights_the_best_epoch_was_chosen_by(tmp_path):
+    seed_everything(0)
+    model = tiny_model(threshold=0.5)
+    trainer = fit(model, digits(), tmp_path, epochs=2, callbacks=[EMAWeights(decay=0.5)])
+    trainer.test(model, datamodule=trainer.datamodule, ckpt_path="best", verbose=False)
+    best = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=True)
+    assert not all(torch.equal(v, best["current_model_state"][k]) for k, v in best["state_dict"].items())
+    for key, value in best["state_dict"].items():  # the averaged weights, not current_model_state
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+@pytest.mark.slow
+def test_fixmatch_under_two_process_ddp_on_cpu_ends_with_identical_weights_on_both_ranks(tmp_path):
+    # Each rank draws its own share of the pool and its own views; the gradients, the EMA and distribution
+    # alignment's running mean (reduced over the ranks) keep the ranks' models one model.
+    run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, f"--output_dir={tmp_path}"])
+    (tmp_path / "rank_dump.py").write_text(RANK_DUMP)
+    result = subprocess.run(
+        [
+            sys.executable, str(SCRIPTS / "finetune.py"), "--config", str(REPOSITORY / "configs/digits_finetune.yaml"),
+            "--config", str(REPOSITORY / "configs/strategy/fixmatch.yaml"), *TINY_RUN, "--trainer.max_epochs=2",
+            "--trainer.devices=2", "--trainer.strategy=ddp", "--model.distribution_alignment=true",
+            f"--model.pretrained={tmp_path / 'digits_pretrain'}", f"--output_dir={tmp_path}",
+            "--trainer.callbacks+=rank_dump.DumpWeights",
+        ],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "RANK_DUMP_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = ranks_weights(tmp_path)
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key

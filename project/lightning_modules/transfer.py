@@ -63,7 +63,7 @@ class TransferClassifier(ImageClassifier):
             labelled one in every batch): `fixmatch` (pseudo-labels from a weak view train the prediction on a
             strong view; Sohn et al. 2020) or `pseudo_label` (on the weak view itself: half the compute); `none`.
             Any strategy and source combine with it: the logistic probe first (`lp_ft` with `lp_fraction` 0), or
-            from scratch (the classic baseline). Lightning's EMAWeightAveraging callback gives FixMatch's EMA
+            from scratch (the classic baseline). The callback EMAWeights (Lightning's EMA) gives FixMatch's EMA
             of the weights for evaluation (configs/strategy/fixmatch.yaml).
         threshold: a pseudo-label is used where the model's confidence (max probability) reaches it.
         unlabelled_weight: the unlabelled loss's weight against the labelled one (FixMatch's λ).
