@@ -1,6 +1,7 @@
 """Both scripts end to end through the real config files, with tiny settings: outputs, resume, errors."""
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from project.checkpoints.files import find_checkpoint
 from project.cli.training import fit_and_test, pretraining_class, run_experiment
 from project.errors import UserError
 from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.lightning_modules.consistency import SemiSupervised
 from project.shipped_configs import config_dir
 from project.study.main import main as study_main
 from project.tune.main import main as tune_main
@@ -141,7 +143,9 @@ PAIR_FINETUNE_CONFIGS = [
     "cifar10_simclr_finetune.yaml",
 ]
 FINETUNE_CONFIGS = {*PAIR_FINETUNE_CONFIGS, "resnet18_imagefolder.yaml", "timm_convnext_imagefolder.yaml"}
-STUDY_CONFIGS = {"study_digits.yaml", "study_cifar10_related.yaml", "study_cifar10_simclr.yaml"}
+STUDY_CONFIGS = {
+    "study_digits.yaml", "study_cifar10_related.yaml", "study_cifar10_simclr.yaml", "study_cifar10_fixmatch.yaml",
+}
 TUNE_CONFIGS = {"tune_digits.yaml"}
 
 
@@ -168,7 +172,9 @@ def test_every_strategy_overlay_parses_after_each_finetune_config(base, overlay,
     with pytest.raises(SystemExit) as exit_info:
         run_experiment(TransferClassifier, base, args)
     assert exit_info.value.code == 0
-    assert f"strategy: {overlay.removesuffix('.yaml')}" in capsys.readouterr().out
+    name = overlay.removesuffix(".yaml")  # a strategy, or a semi-supervised method (on a strategy of its own)
+    setting = "semi_supervised" if name in get_args(SemiSupervised) else "strategy"
+    assert f"{setting}: {name}" in capsys.readouterr().out
 
 
 def test_a_shipped_config_is_found_as_configs_name_from_any_folder(tmp_path, capsys):

@@ -349,3 +349,23 @@ def test_a_repeated_or_unreadable_row_is_dropped_and_its_run_trained_again(tmp_p
     assert "2 incomplete, unreadable or repeated row(s)" in capsys.readouterr().out
     rows = read_rows(results)
     assert len(rows) == 4 and len({(r["method"], r["samples_per_class"], r["seed"]) for r in rows}) == 4
+
+
+def test_a_semi_supervised_method_is_paired_with_scratch_and_with_the_same_start_without_the_pool(
+    tmp_path, source, capsys
+):
+    args = [*study_args(source, tmp_path, seeds="[1, 2]"), "--budgets=[2]", "--methods=[scratch, full, fixmatch]"]
+    main([*args, "--paired_with=[full]"])
+    rows = read_rows(tmp_path / "results.csv")
+    assert {r["method"] for r in rows} == {"scratch", "full", "fixmatch"}
+    accuracy = {(r["method"], r["seed"]): float(r["test_acc"]) for r in rows}
+    gains = [accuracy[("fixmatch", seed)] - accuracy[("full", seed)] for seed in ("1", "2")]
+    table = (tmp_path / "results.md").read_text()
+    over_full = table.split("gain over full, same seed")[1]
+    row = next(line for line in over_full.splitlines() if line.startswith("| fixmatch | "))
+    assert f"{statistics.mean(gains):+.3f}" in row
+    assert "| scratch | " in over_full and "| fixmatch | " in table.split("gain over scratch")[1]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:  # a baseline that did not run is refused before any training
+        main([*args, "--paired_with=[lp_ft]"])
+    assert exit_info.value.code == 2 and "paired_with names ['lp_ft']" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Lightning's EMA of the weights, with the test measuring the same averaged weights the validation chose by."""
 
+import warnings
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
@@ -21,3 +22,10 @@ class EMAWeights(EMAWeightAveraging):
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Lightning warns that a model overriding configure_model may be sharded, which the averaged copy would not
+        # follow; this project's configure_model only sets the memory layout and torch.compile, nothing sharded.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*WeightAveraging callback with a model that overrides")
+            super().setup(trainer, pl_module, stage)

@@ -49,7 +49,7 @@ def pseudo_labels(logits: Tensor, threshold: float, running_mean: Tensor | None 
     running mean prediction over the pool) is given."""
     probabilities = logits.detach().float().softmax(dim=1)
     if running_mean is not None:
-        probabilities = probabilities / running_mean.clamp_min(1e-6)
+        probabilities = probabilities / running_mean.to(probabilities.device).clamp_min(1e-6)
         probabilities = probabilities / probabilities.sum(dim=1, keepdim=True)
     confidence, targets = probabilities.max(dim=1)
     return PseudoLabels(targets, confidence >= threshold)

@@ -25,6 +25,8 @@ from project.lightning_modules.consistency import (
 from project.lightning_modules.finetuning_plan import FROZEN_BACKBONE, FinetuningPlan, Strategy
 from project.seeding import Stream, derived_seed, epoch_seed, run_seed
 
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
 
 class TransferClassifier(ImageClassifier):
     """An ImageClassifier whose backbone starts from pretrained weights, trained by a fine-tuning strategy.
@@ -223,7 +225,7 @@ class TransferClassifier(ImageClassifier):
             block.train(self.plan.block_trains(index, epoch))
         if self.hparams.batchnorm == "frozen":
             for module in self.backbone.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):  # the public base of BatchNorm1d/2d/3d
+                if isinstance(module, BATCH_NORMS):
                     module.eval()
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
