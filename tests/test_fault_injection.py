@@ -287,3 +287,25 @@ def test_a_signal_during_the_logistic_probes_fit_stops_it_there_and_the_resume_f
     heads = [load_checkpoint(tmp_path / "lightning_logs" / experiment / "version_0" / "checkpoints" / "last.ckpt")
              ["state_dict"]["head.weight"] for experiment in ("digits_finetune", "uninterrupted")]
     torch.testing.assert_close(*heads)
+
+
+def test_sigterm_in_a_fixmatch_epoch_saves_last_ckpt_with_the_averaged_weights_and_the_resume_finishes(
+    tmp_path, signal_at, pretrained_run, capsys
+):
+    args = ["--config", str(config_dir() / "digits_finetune.yaml"), "--config",
+            str(config_dir() / "strategy" / "fixmatch.yaml"), *SHORT_RUN, f"--model.pretrained={pretrained_run}",
+            "--model.distribution_alignment=true"]
+    signalling = signal_at(signal.SIGTERM, "fit", at=5)  # in the second epoch (4 steps each)
+    with pytest.raises(SystemExit) as exit_info:
+        run_experiment(TransferClassifier, "digits_finetune.yaml", args)
+    assert exit_info.value.code == 143 and "stopped by SIGTERM: " in capsys.readouterr().err
+    run = tmp_path / "lightning_logs" / "digits_finetune" / "version_0"
+    last = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 6 and {"current_model_state", "pool_prediction"} <= last.keys()
+    signalling.undo()
+    run_experiment(TransferClassifier, "digits_finetune.yaml", [*args, "--ckpt_path=last"])
+    run_experiment(TransferClassifier, "digits_finetune.yaml", [*args, "--experiment=uninterrupted"])
+    finished, uninterrupted = (load_checkpoint(tmp_path / "lightning_logs" / experiment / "version_0" / "checkpoints"
+                                               / "last.ckpt") for experiment in ("digits_finetune", "uninterrupted"))
+    assert finished["global_step"] == uninterrupted["global_step"] == EPOCHS * 3  # an epoch: the pool's 3 batches
+    assert [path.name for path in run.parent.iterdir()] == ["version_0"]
