@@ -369,3 +369,13 @@ def test_a_semi_supervised_method_is_paired_with_scratch_and_with_the_same_start
     with pytest.raises(SystemExit) as exit_info:  # a baseline that did not run is refused before any training
         main([*args, "--paired_with=[lp_ft]"])
     assert exit_info.value.code == 2 and "paired_with names ['lp_ft']" in capsys.readouterr().err
+
+
+def test_a_method_whose_overlay_starts_from_random_weights_is_not_handed_the_source(tmp_path):
+    settings = runner.StudySettings(
+        finetune_config=config_dir() / "digits_finetune.yaml", pretrained="source", methods=["fixmatch_scratch"],
+        budgets=[2], seeds=[1], output_dir=tmp_path, extra_args=[], source="/runs/source.ckpt",
+    )
+    assert "--model.pretrained=null" in runner.run_args(settings, "fixmatch_scratch", 2, 1)
+    assert "--model.pretrained=/runs/source.ckpt" in runner.run_args(settings, "fixmatch", 2, 1)
+    assert runner.trains_from_scratch("scratch") and not runner.trains_from_scratch("lp_ft")

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from project.checkpoints.files import find_checkpoint, read_weights_file
 from project.checkpoints.pretrained import DOWNLOADED_WEIGHTS, checked_sha256
 from project.checkpoints.run_claims import claim_run, release_run
@@ -65,6 +67,16 @@ def method_args(method: str) -> list[str]:
     return ["--config", str(overlay)]
 
 
+def trains_from_scratch(method: str) -> bool:
+    """`scratch`, or a method whose overlay starts from random weights (`model: {pretrained: null}`, e.g.
+    `fixmatch_scratch`: the classic semi-supervised baseline), which the study must not hand its source."""
+    overlay = config_dir() / "strategy" / f"{method}.yaml"
+    if method == "scratch" or not overlay.is_file():
+        return method == "scratch"
+    model = (yaml.safe_load(overlay.read_text()) or {}).get("model") or {}
+    return "pretrained" in model and model["pretrained"] is None
+
+
 def budget_key(budget: int | None) -> str:
     return "all" if budget is None else str(budget)
 
@@ -72,7 +84,7 @@ def budget_key(budget: int | None) -> str:
 def run_args(settings: StudySettings, method: str, budget: int | None, seed: int) -> list[str]:
     return [
         "--config", str(settings.finetune_config), *method_args(method),
-        f"--model.pretrained={'null' if method == 'scratch' else settings.source}",
+        f"--model.pretrained={'null' if trains_from_scratch(method) else settings.source}",
         f"--data.samples_per_class={'null' if budget is None else budget}", f"--seed_everything={seed}",
         *(
             [f"--data.split_seed={seed}"] if settings.split_seed is None
