@@ -203,7 +203,8 @@ CASES = [
      f"'full'); {KEEP_SETTINGS}"),
     # Studies: checked whole before anything is written (was an empty folder or a study.json blocking the rerun).
     ("S01", "study", ["--methods=[scratch, foo]", "--output_dir={cwd}/study"], "unknown study method 'foo': choose "
-     "from ['scratch', 'configured', 'full', 'gradual', 'linear_probe', 'logistic_probe', 'lp_ft']"),
+     "from ['scratch', 'configured', 'fixmatch', 'fixmatch_scratch', 'full', 'gradual', 'linear_probe', "
+     "'logistic_probe', 'lp_ft']"),
     ("S02", "study", ["--pretrained={cwd}/nope", "--output_dir={cwd}/study"], "checkpoint '{cwd}/nope' does not "
      "exist: give a .ckpt file, a run folder or an experiment folder"),
     # A study's budget errors name --budgets, what the user set (were the runs' --data.samples_per_class).
@@ -234,6 +235,19 @@ CASES = [
      "or --model.probe_views=0"),
     ("F41", "finetune", ["--model.pretrained={good}", "--model.probe_views=-1"],
      "probe_views=-1 must be >= 0 (0: the labelled images alone)"),
+    # Semi-supervised fine-tuning: the model's method and the data's pool go together.
+    ("F50", "finetune", ["--model.pretrained={good}", "--model.semi_supervised=fixmatch"],
+     "semi_supervised='fixmatch' learns from unlabelled images: set --data.unlabelled_ratio (e.g. 4 unlabelled images "
+     "per labelled one in every batch)"),
+    ("F51", "finetune", ["--model.pretrained={good}", "--data.unlabelled_ratio=4"],
+     "--data.unlabelled_ratio serves unlabelled images, which only semi-supervised fine-tuning reads: set "
+     "--model.semi_supervised=fixmatch (scripts/finetune.py) or --data.unlabelled_ratio=0"),
+    ("F52", "finetune", ["--model.pretrained={good}", "--data.unlabelled_ratio=-1"],
+     "unlabelled_ratio=-1 must be >= 0 (0: no unlabelled pool)"),
+    ("F53", "finetune", ["--model.pretrained={good}", "--model.semi_supervised=fixmatch", "--data.unlabelled_ratio=2",
+                         "--data.samples_per_class=null"],
+     "unlabelled_ratio=2 needs unlabelled images: set --data.samples_per_class (the training images beyond it form "
+     "the pool) or --data.unlabelled_root"),
     # A sample of cases that kept the promise already.
     ("P06", "pretrain", ["--data.samples_per_class=500"], "samples_per_class=500 but class '0' has only 128 training "
      "samples (after the held-out splits): lower --data.samples_per_class"),
