@@ -61,6 +61,15 @@ def argument_error_line(message: str) -> str:
             return f"the config is not valid YAML ({one_line(message.split(':', 1)[1])})"
         return f"{one_line(message)} (--help lists every option)"
     key, detail = match.groups()
+    nested = re.search(r"Problem with given class_path '[^']+':\s+Parser key \"([^\"]+)\":?\s*(.*?)(?=\n\s+- |\Z)",
+                       detail, re.S)
+    if nested:  # a class's own argument (--trainer.logger.offline=maybe): name it, not the class option
+        return argument_error_line(f'Parser key "{key}.{nested.group(1)}": {nested.group(2)}')
+    unknown_class = re.search(r"Expected a dot import path string: (\S+)", detail)
+    if unknown_class:  # e.g. a logger class this Lightning version does not have (NeptuneLogger left 2.6's list)
+        return (f"--{key}={unknown_class.group(1)!r} is not a class this installation knows: give one of Lightning's "
+                f"by name (e.g. CSVLogger for a logger) or a full import path, mypackage.MyClass (--help lists every "
+                f"option)")
     if detail.startswith("File does not exist"):
         return f"--{key}: {one_line(detail)}"
     value = re.search(r"(?:Given|Got) value: (.*)$", detail, re.M)

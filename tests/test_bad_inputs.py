@@ -235,6 +235,12 @@ CASES = [
      "or --model.probe_views=0"),
     ("F41", "finetune", ["--model.pretrained={good}", "--model.probe_views=-1"],
      "probe_views=-1 must be >= 0 (0: the labelled images alone)"),
+    # A logger's own argument is named, not the logger option (was "--trainer.logger='often' is not valid").
+    ("P70", "pretrain", ["--trainer.logger=CSVLogger", "--trainer.logger.flush_logs_every_n_steps=often"],
+     "--trainer.logger.flush_logs_every_n_steps='often' is not valid: expected int (--help lists every option)"),
+    ("P71", "pretrain", ["--trainer.logger=NeptuneLogger"], "--trainer.logger='NeptuneLogger' is not a class this "
+     "installation knows: give one of Lightning's by name (e.g. CSVLogger for a logger) or a full import path, "
+     "mypackage.MyClass (--help lists every option)"),
     # Semi-supervised fine-tuning: the model's method and the data's pool go together.
     ("F50", "finetune", ["--model.pretrained={good}", "--model.semi_supervised=fixmatch"],
      "semi_supervised='fixmatch' learns from unlabelled images: set --data.unlabelled_ratio (e.g. 4 unlabelled images "
