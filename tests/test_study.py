@@ -369,6 +369,8 @@ def test_a_semi_supervised_method_is_paired_with_scratch_and_with_the_same_start
     with pytest.raises(SystemExit) as exit_info:  # a baseline that did not run is refused before any training
         main([*args, "--paired_with=[lp_ft]"])
     assert exit_info.value.code == 2 and "paired_with names ['lp_ft']" in capsys.readouterr().err
+    main([*args, "--select_on_val=[full, fixmatch]", "--paired_with=[val-chosen]"])  # the runs are done: a summary
+    assert "| gain over val-chosen: full / fixmatch, same seed" in (tmp_path / "results.md").read_text()
 
 
 def test_a_method_whose_overlay_starts_from_random_weights_is_not_handed_the_source(tmp_path):

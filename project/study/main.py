@@ -52,13 +52,15 @@ def study(
             `val-chosen: a / b` (the pick per seed listed under the tables). Only the summary changes.
         paired_with: methods each method is also compared with, seed by seed, besides scratch: e.g. `lp_ft` for
             a semi-supervised method from the same backbone, so one table shows what the pretraining buys and the
-            next what the unlabelled pool adds. Only the summary changes.
+            next what the unlabelled pool adds; `val-chosen`, the select_on_val row. Only the summary changes.
         quiet: no progress bar or progress lines (the runs' result lines and the tables are still printed).
     """
     check_selection(select_on_val, methods)
-    unknown = [method for method in paired_with or [] if method not in methods]
+    baselines = [*methods, *(["val-chosen"] if select_on_val else [])]
+    unknown = [method for method in paired_with or [] if method not in baselines]
     if unknown:
-        raise UserError(f"paired_with names {unknown}, not among the methods {methods}: add it to --methods")
+        raise UserError(f"paired_with names {unknown}, not among the methods {methods}: add it to --methods (or "
+                        f"`val-chosen` with --select_on_val)")
     settings = StudySettings(
         finetune_config=resolve_config(finetune_config), pretrained=pretrained, methods=methods, budgets=budgets,
         seeds=seeds, output_dir=Path(output_dir), extra_args=extra_args or [], per_method_args=per_method_args or {},

@@ -224,8 +224,9 @@ def summarize(
     table = markdown_table(rows, metric)
     if any(row["method"] == "scratch" for row in rows) and any(row["method"] != "scratch" for row in rows):
         table += "\n\n" + paired_gain_table(rows, metric)
-    for baseline in paired_with or []:
-        table += "\n\n" + paired_gain_table(rows, metric, baseline)
+    for baseline in paired_with or []:  # `val-chosen`: the select_on_val row
+        chosen = "val-chosen: " + " / ".join(select_on_val or [])
+        table += "\n\n" + paired_gain_table(rows, metric, chosen if baseline == "val-chosen" else baseline)
     if choices:
         table += "\n\n" + choices
     stem = "results" if metric == "test_acc" else "results_val"
