@@ -238,5 +238,13 @@ def test_every_relative_link_resolves_to_a_file_and_heading(document):
     assert not broken, f"{document.name}: {broken}"
 
 
+def test_the_configuration_guide_names_every_config_file():
+    configs = REPOSITORY / "configs"
+    guide = (REPOSITORY / "docs" / "configuration.md").read_text()
+    missing = [str(path.relative_to(configs)) for path in sorted(configs.rglob("*.yaml"))
+               if f"`{path.relative_to(configs)}`" not in guide]
+    assert not missing, f"docs/configuration.md does not say what these are for: {missing}"
+
+
 def test_the_readme_is_a_front_page():
     assert len((REPOSITORY / "README.md").read_text().splitlines()) <= 150
