@@ -35,6 +35,7 @@ BLOCK = re.compile(r"(?:<!--\s*(needs|shows):\s*(.*?)\s*-->\n)?```bash\n(.*?)```
 PRINT_CONFIG = {"pretrain", "finetune", "study", "tune"}  # jsonargparse CLIs; the others are argparse-style
 RUN = {"pretrain", "finetune", "evaluate", "predict", "export", "report", "transferability"}
 SHRINK = {"pretrain": [*TINY_RUN, TINY_CNN], "finetune": TINY_RUN}
+ALREADY_RUN: set[tuple[str, ...]] = set()  # a command one block ran needs no second run in another (the budget)
 STUBS = ("python", "pip", "tar", "sbatch", "torchrun", "tensorboard", "ruff")
 
 
@@ -150,11 +151,10 @@ def workspace(tmp_path_factory) -> Path:
         for name in ("pretrain", "finetune"):
             status, _, err = call(name, SHRINK[name])
             assert status == 0, err[-2000:]
-    write_image_folder(folder / "my_images", per_class=40)
+            ALREADY_RUN.add((name,))
+        assert (folder / "lightning_logs" / "digits_finetune" / "version_0" / "test_metrics.json").is_file()
+    write_image_folder(folder / "my_images", per_class=40)  # 10 to train, 10 to validate and some to test, per class
     return folder
-
-
-ALREADY_RUN: set[tuple[str, ...]] = set()  # a command one block ran needs no second run in another (the budget)
 
 
 @pytest.mark.parametrize("block", blocks(), ids=str)
