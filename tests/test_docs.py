@@ -7,7 +7,8 @@ recorded command is checked in this process, in a folder of its own:
 - a block with `<!-- needs: ... -->` right before it (real data, a GPU, the network, a cluster): every
   `scripts/*.py` invocation parses its options (`--print_config`, or for a script without it, each option it names
   is one its `--help` lists);
-- a block with `<!-- shows: an error -->`: each invocation fails as a user error does (exit 2, `error: ...`);
+- a block with `<!-- shows: an error -->`: each invocation fails as a user error does (exit 2, `error: ...`), with
+  the lines the ```text block after it shows;
 - any other block runs: `pretrain.py`, `finetune.py`, `evaluate.py`, `predict.py`, `export.py`, `report.py` and
   `transferability.py` for real on the embedded digits (training shrunk by tiny_settings.TINY_RUN, after the
   exact command has parsed); `study.py`, `tune.py` and the benchmarks, many trainings each, only parse. The install
@@ -32,6 +33,7 @@ import project.commands
 
 DOCUMENTS = [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!--\s*(needs|shows):\s*(.*?)\s*-->\n)?```bash\n(.*?)```", re.S)
+SHOWN = re.compile(r"\n```text\n(.*?)```", re.S)  # what a `shows:` block's commands print, after the block
 PRINT_CONFIG = {"pretrain", "finetune", "study", "tune"}  # jsonargparse CLIs; the others are argparse-style
 RUN = {"pretrain", "finetune", "evaluate", "predict", "export", "report", "transferability"}
 SHRINK = {"pretrain": [*TINY_RUN, TINY_CNN], "finetune": TINY_RUN}
@@ -45,6 +47,7 @@ class Block:
     line: int
     marker: str | None  # "needs: ..." or "shows: ..."
     text: str
+    shown: list[str]  # for a `shows:` block, the lines of the first ```text block after it
 
     def __str__(self) -> str:
         return f"{self.document.relative_to(REPOSITORY)}:{self.line}"
@@ -57,7 +60,8 @@ def blocks() -> list[Block]:
         for match in BLOCK.finditer(text):
             marker = f"{match.group(1)}: {match.group(2)}" if match.group(1) else None
             line = text.count("\n", 0, match.start(3))
-            found.append(Block(document, line, marker, match.group(3)))
+            shown = SHOWN.search(text, match.end()) if match.group(1) == "shows" else None
+            found.append(Block(document, line, marker, match.group(3), shown.group(1).splitlines() if shown else []))
     return found
 
 
@@ -163,6 +167,7 @@ def test_every_command_block_runs_or_parses(block, workspace, tmp_path):
     shutil.copytree(workspace, folder)
     commands = recorded_commands(block, folder)
     assert commands or block.marker, f"{block}: a block with no command this test knows"
+    errors = []
     with contextlib.chdir(folder):
         for command in commands:
             scripted = script_call(command)
@@ -178,6 +183,7 @@ def test_every_command_block_runs_or_parses(block, workspace, tmp_path):
                 status, _, err = call(name, arguments)
                 assert status == 2 and err.strip().startswith("error:") and len(err.strip().splitlines()) == 1, (
                     f"{block}: expected a one-line error, got {status}: {err[-2000:]}")
+                errors.append(err.strip())
                 continue
             assert_parses(block, name, arguments)
             if block.marker or name not in RUN or (name, *arguments) in ALREADY_RUN:
@@ -185,6 +191,7 @@ def test_every_command_block_runs_or_parses(block, workspace, tmp_path):
             status, _, err = call(name, [*arguments, *SHRINK.get(name, [])])
             assert status == 0, f"{block}: {' '.join(command)} failed ({status}): {err[-3000:]}"
             ALREADY_RUN.add((name, *arguments))
+    assert errors == block.shown, f"{block}: the errors shown after the block are not the ones the scripts print"
 
 
 def test_the_readme_keeps_the_two_commands_ci_and_users_copy():
