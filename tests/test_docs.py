@@ -253,5 +253,11 @@ def test_the_configuration_guide_names_every_config_file():
     assert not missing, f"docs/configuration.md does not say what these are for: {missing}"
 
 
+@pytest.mark.parametrize("guide", [path for path in DOCUMENTS[1:] if path.name not in ("options.md", "results.md")],
+                         ids=lambda path: path.name)
+def test_every_guide_starts_with_the_command_that_does_its_task(guide):
+    assert "```bash" in "\n".join(guide.read_text().splitlines()[:12]), f"{guide.name}: no command near its top"
+
+
 def test_the_readme_is_a_front_page():
     assert len((REPOSITORY / "README.md").read_text().splitlines()) <= 150
