@@ -1,5 +1,5 @@
-"""The README's promise for every mistake a user can make: exit status 2, one line `error: ...` on stderr naming what
-was wrong and what to do, and nothing on disk changed (checksums of every file, before and after).
+"""docs/errors.md's promise for every mistake a user can make: exit status 2, one line `error: ...` on stderr naming
+what was wrong and what to do, and nothing on disk changed (checksums of every file, before and after).
 
 The cases are those of the bad-input audit (../shared/audits/bad-inputs-2026-11.md) that broke the promise, and a
 sample of those that kept it. Each runs the script's main in-process, in its own empty working folder, against a

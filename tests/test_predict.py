@@ -131,16 +131,15 @@ def test_class_names_are_data_never_formulas_or_extra_lines(hostile_checkpoint, 
 
 
 @pytest.mark.slow
-def test_the_readmes_use_a_trained_model_commands_run_word_for_word(finetuned_run, tmp_path):
+def test_the_trained_model_guides_commands_run_word_for_word(finetuned_run, tmp_path):
     import re
     import shutil
     import subprocess
 
     from tiny_settings import REPOSITORY
 
-    readme = (REPOSITORY / "README.md").read_text()
-    section = readme[readme.index("## Use a trained model"):]
-    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    guide = (REPOSITORY / "docs" / "trained_models.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", guide, re.S).group(1)
     shutil.copytree(finetuned_run.parent, tmp_path / "lightning_logs" / "digits_finetune")
     (tmp_path / "scripts").symlink_to(REPOSITORY / "scripts")  # the commands run from the repository's root
     for command in block.strip().splitlines():
