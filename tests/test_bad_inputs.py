@@ -253,7 +253,7 @@ CASES = [
     ("F53", "finetune", ["--model.pretrained={good}", "--model.semi_supervised=fixmatch", "--data.unlabelled_ratio=2",
                          "--data.samples_per_class=null"],
      "unlabelled_ratio=2 needs unlabelled images: set --data.samples_per_class (the training images beyond it form "
-     "the pool) or --data.unlabelled_root"),
+     "the pool) or --data.unlabelled_root, with --model.semi_supervised to learn from them"),
     # A sample of cases that kept the promise already.
     ("P06", "pretrain", ["--data.samples_per_class=500"], "samples_per_class=500 but class '0' has only 128 training "
      "samples (after the held-out splits): lower --data.samples_per_class"),

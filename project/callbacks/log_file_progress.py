@@ -18,6 +18,7 @@ class LogFileProgressBar(ProgressBar):
         self.enabled = True
         self.epoch_start = self.last_line = 0.0
         self.last_batch = 0
+        self.first_batch: int | None = 0  # the epoch's first batch this process ran (None: not known yet)
         self.finished: tuple[str, float] | None = None  # the epoch that ended, not written yet
 
     def disable(self) -> None:
@@ -29,9 +30,11 @@ class LogFileProgressBar(ProgressBar):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         done, total = batch_idx + 1, self.total_train_batches
         now = time.perf_counter()
+        if self.first_batch is None:
+            self.first_batch = batch_idx
         step = total * LINE_EVERY_FRACTION if total != float("inf") else 1
         if done - self.last_batch >= step and now - self.last_line >= LINE_EVERY_SECONDS and done < total:
-            rate = done / (now - self.epoch_start)
+            rate = (done - self.first_batch) / (now - self.epoch_start)
             eta = (total - done) / rate if total != float("inf") else float("inf")
             self.write(trainer, f"{self.epoch(trainer)}: batch {done}/{total} ({100 * done / total:.0f} %), "
                                 f"{rate:.1f} batches/s, epoch ETA {clock(eta)}, {self.metrics(trainer, pl_module)}")
@@ -41,10 +44,17 @@ class LogFileProgressBar(ProgressBar):
         # Written once the module's own epoch-end hook (which runs after this one) has logged train/acc.
         self.finished = (self.epoch(trainer), time.perf_counter() - self.epoch_start)
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # A run resumed in the middle of an epoch gets no on_train_epoch_start for it (Lightning goes on where it
+        # stopped): that epoch is timed from here, over the batches this process runs (was: from the machine's
+        # boot, "epoch 2/15 done in 7:47:01").
+        self.epoch_start = self.last_line = time.perf_counter()
+        self.first_batch = None
+
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.write_finished_epoch(trainer, pl_module)
         self.epoch_start = self.last_line = time.perf_counter()
-        self.last_batch = 0
+        self.last_batch, self.first_batch = 0, 0
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.write_finished_epoch(trainer, pl_module)

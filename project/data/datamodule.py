@@ -221,7 +221,7 @@ class ImageDataModule(LightningDataModule):
             if pool is None:
                 raise UserError(f"unlabelled_ratio={hp.unlabelled_ratio} needs unlabelled images: set "
                                 f"--data.samples_per_class (the training images beyond it form the pool) or "
-                                f"--data.unlabelled_root")
+                                f"--data.unlabelled_root, with --model.semi_supervised to learn from them")
             self.unlabelled_set = budget_remainder_pool(pool, val, test)
         for split, image_set in (("train", train), ("val", val), ("test", test)):
             if self.from_disk or not len(image_set):  # from disk, each image's size is checked as it is read
