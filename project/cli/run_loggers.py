@@ -10,6 +10,7 @@ run's parameters logged again with other values, it starts a new run tagged `res
 
 import importlib
 import json
+import sys
 from pathlib import Path
 
 from jsonargparse import Namespace, lazy_instance
@@ -198,3 +199,12 @@ def where_to_look(loggers: list[Logger], run_dir: Path) -> list[str]:
         else:
             lines.append(f"{type(logger).__name__}")
     return lines
+
+
+def finish_tracked_runs(loggers: list[Logger]) -> None:
+    """End the W&B run this run logged to. Lightning leaves it open (for notebooks that log more to it), so the next
+    run in the same process (a study's, the Python API's) logged into it: "a wandb run already in progress ... will
+    reuse this run", its files under the first run's folder (found by the doc-command test running W&B in-process)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None and any(isinstance(logger, WandbLogger) for logger in loggers):
+        wandb.finish()

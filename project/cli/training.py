@@ -26,7 +26,7 @@ from project.cli.config_files import check_config_files
 from project.cli.experiment_cli import ExperimentCLI
 from project.cli.input_from_weights import input_line
 from project.cli.run_folders import record_slurm_job
-from project.cli.run_loggers import record_tracking_runs, where_to_look
+from project.cli.run_loggers import finish_tracked_runs, record_tracking_runs, where_to_look
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.lightning_modules import OBJECTIVES, ImageClassifier
@@ -157,6 +157,7 @@ def fit_and_test_run(
             cli.abandon_run_folder()
         raise
     finally:
+        finish_tracked_runs(cli.trainer.loggers)
         cli.release_run_folder()
 
 
