@@ -18,7 +18,7 @@ from project.errors import UserError
 
 
 def image_digests(images: Tensor) -> list[bytes]:
-    """One digest of every image's pixels (uint8 (N, C, H, W)); ~0.2 s for 50,000 CIFAR-sized images."""
+    """One digest of every image's pixels (uint8 (N, C, H, W)); 0.3 s for 50,000 CIFAR-sized images on the 2-core VM."""
     return [hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest() for image in images.contiguous()]
 
 
