@@ -58,10 +58,11 @@ def test_several_loggers_write_into_one_run_folder() -> None:
 
 
 def test_wandb_offline_runs_resumes_the_same_tracked_run_and_keeps_the_folder(monkeypatch) -> None:
-    import wandb  # noqa: F401 (the dev extra installs it: a wandb that cannot import fails here, not skips)
+    import wandb  # the dev extra installs it: a wandb that cannot import fails here, not skips
     monkeypatch.setenv("WANDB_SILENT", "true")
     pretrain()
     finetune(*WANDB)
+    assert wandb.run is None  # ended with the run: the next run in this process starts its own
     run = Path("runs/digits_finetune/version_0")
     tracked = json.loads((run / "tracking_runs.json").read_text())
     (run_id,) = tracked.values()

@@ -14,7 +14,7 @@ from tiny_settings import REPOSITORY, SCRIPTS, TINY_BACKBONE, TINY_CNN, TINY_RUN
 
 from project.callbacks.defaults import default_callbacks
 from project.callbacks.ema_weights import EMAWeights
-from project.cli.training import run_experiment
+from project.cli.training import fit_and_test, run_experiment
 from project.data import ImageDataModule
 from project.data.image_folder import UNLABELLED
 from project.data.image_set import ImageSet
@@ -205,3 +205,12 @@ def test_fixmatch_under_two_process_ddp_on_cpu_ends_with_identical_weights_on_bo
     rank0, rank1 = ranks_weights(tmp_path)
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
+
+
+def test_fixmatch_from_scratch_trains_every_weight_from_random_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    configs = ["--config", str(REPOSITORY / "configs/digits_finetune.yaml"),
+               "--config", str(REPOSITORY / "configs/strategy/fixmatch_scratch.yaml")]
+    model = fit_and_test(TransferClassifier, [*configs, *TINY_RUN]).model
+    assert model.hparams.pretrained is None and model.hparams.semi_supervised == "fixmatch"
+    assert model.trainable_parameter_count(0) == sum(p.numel() for p in model.parameters())
