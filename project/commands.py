@@ -8,18 +8,18 @@ Lightning are most of both), so they are imported here at the top, not inside ea
 
 import sys
 
-from project.benchmarking.backbone_speed import main as backbone_benchmark_main
-from project.benchmarking.gpu_check import main as gpu_check_main
-from project.benchmarking.main import main as benchmark_main
-from project.cli.training import pretraining_class, run_experiment
-from project.inference.evaluate import main as evaluate_main
-from project.inference.export import main as export_main
-from project.inference.predict import main as predict_main
-from project.lightning_modules import TransferClassifier
-from project.reports.run_report import main as report_main
-from project.study.main import main as study_main
-from project.transferability.main import main as transferability_main
-from project.tune.main import main as tune_main
+from project.evaluation.evaluate import main as evaluate_main
+from project.evaluation.export import main as export_main
+from project.evaluation.predict import main as predict_main
+from project.evaluation.run_report import main as report_main
+from project.lab.benchmarking.backbone_speed import main as backbone_benchmark_main
+from project.lab.benchmarking.gpu_check import main as gpu_check_main
+from project.lab.benchmarking.main import main as benchmark_main
+from project.lab.study.main import main as study_main
+from project.lab.transferability.main import main as transferability_main
+from project.lab.tune.main import main as tune_main
+from project.models import TransferClassifier
+from project.training.run import pretraining_class, run_experiment
 
 
 def pretrain() -> None:

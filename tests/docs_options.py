@@ -30,7 +30,7 @@ fails when this file is stale, so do not edit it by hand. What the config files 
 def script_help(name: str, arguments: tuple[str, ...] = ()) -> str:
     """`python scripts/<name>.py ARGUMENTS --help`, as printed at a fixed width (argparse wraps to $COLUMNS)."""
     import project.commands
-    from project.shipped_configs import config_dir
+    from project.config.shipped import config_dir
 
     out = io.StringIO()
     saved = sys.argv, os.environ.get("COLUMNS")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from tiny_settings import TINY_CNN
 
-from project.api import finetune, pretrain, run_study
 from project.errors import UserError
+from project.lab.api import finetune, pretrain, run_study
 
 TINY = {"trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_val_batches": 2,
         "trainer.limit_test_batches": 2}
@@ -23,7 +23,7 @@ def test_importing_the_api_changes_nothing_global() -> None:
               "[len(logging.getLogger(name).handlers) for name in ('lightning.pytorch', 'lightning.fabric')])")
     base = subprocess.run([sys.executable, "-c", f"import {libraries}; {report}"], capture_output=True, text=True,
                           check=True).stdout
-    api = subprocess.run([sys.executable, "-c", f"import {libraries}; import project.api; {report}"],
+    api = subprocess.run([sys.executable, "-c", f"import {libraries}; import project.lab.api; {report}"],
                          capture_output=True, text=True, check=True).stdout
     assert api == base  # the same warnings filters, matplotlib backend and logging handlers
 

@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 import torch
 from crafted_files import bad_checkpoints, image_folders
+from project.reports import run_report
 from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
-from project.cli.training import run_experiment
-from project.inference import evaluate, export, predict
-from project.lightning_modules import ImageClassifier, TransferClassifier
-from project.reports import run_report
-from project.study import main as study
-from project.transferability import main as transferability
+from project.evaluation import evaluate, export, predict
+from project.lab.study import main as study
+from project.lab.transferability import main as transferability
+from project.models import ImageClassifier, TransferClassifier
+from project.training.run import run_experiment
 
 MAINS: dict[str, Callable[[list[str]], object]] = {
     "pretrain": lambda args: run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, *args]),

@@ -7,8 +7,8 @@ import sys
 import pytest
 from tiny_settings import SCRIPTS
 
-from project.benchmarking.main import interleaved_rounds, paired, spread
-from project.benchmarking.main import main as benchmark_main
+from project.lab.benchmarking.main import interleaved_rounds, paired, spread
+from project.lab.benchmarking.main import main as benchmark_main
 
 MEDIAN_AND_RANGE = re.compile(r"^([\d,.]+) \(([\d,.]+)–([\d,.]+)\)$")
 
@@ -111,7 +111,7 @@ def test_a_batch_size_below_one_exits_2_with_one_line():
 
 
 def test_the_backbone_benchmark_prints_a_row_per_case_with_both_phases(capsys):
-    from project.benchmarking.backbone_speed import main as backbone_main
+    from project.lab.benchmarking.backbone_speed import main as backbone_main
 
     backbone_main(["--cases=[resnet18@32, timm:test_resnet@48]", "--steps=1", "--batch_size=2", "--epoch_images=100"])
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
@@ -122,7 +122,7 @@ def test_the_backbone_benchmark_prints_a_row_per_case_with_both_phases(capsys):
 @pytest.mark.parametrize("args", [["--cases=[resnet18]"], ["--cases=[resnet18@x]"], ["--cases=[nope@32]"],
                                   ["--cases=[resnet18@8]"], ["--cases=[]"], ["--batch_size=1"]])
 def test_a_bad_backbone_benchmark_setting_exits_2_with_one_line(args, capsys):
-    from project.benchmarking.backbone_speed import main as backbone_main
+    from project.lab.benchmarking.backbone_speed import main as backbone_main
 
     with pytest.raises(SystemExit) as exit_info:
         backbone_main([*args, "--steps=1"])
@@ -131,7 +131,7 @@ def test_a_bad_backbone_benchmark_setting_exits_2_with_one_line(args, capsys):
 
 
 def test_short_timings_get_more_rounds_until_every_path_has_its_timed_seconds():
-    from project.benchmarking.main import MAX_ROUNDS, interleaved_rounds
+    from project.lab.benchmarking.main import MAX_ROUNDS, interleaved_rounds
 
     paths = {"fast": lambda: (1000.0, []), "slow": lambda: (100.0, [])}  # 100 samples: 0.1 s and 1 s a round
     assert len(interleaved_rounds(paths, 2, timed_samples=100, min_seconds=0.5)) == 5  # the fast path's 5 × 0.1 s

@@ -8,7 +8,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
-from project.callbacks.best_checkpoint import BestCheckpoint
+from project.training.callbacks.best_checkpoint import BestCheckpoint
 
 # Per epoch: val/acc saturates at 1.0 from epoch 1 while val/loss keeps moving.
 VAL_ACC = [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.9]

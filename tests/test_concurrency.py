@@ -13,9 +13,9 @@ from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
 from project.checkpoints.run_claims import RUNNING_MARKER
-from project.cli.training import fit_and_test
-from project.lightning_modules import ImageClassifier
-from project.shipped_configs import config_path
+from project.config.shipped import config_path
+from project.models import ImageClassifier
+from project.training.run import fit_and_test
 
 PRETRAIN = [str(SCRIPTS / "pretrain.py"), *TINY_RUN, TINY_CNN]
 IN_PROCESS = ["--config", str(config_path("digits_pretrain.yaml")), *TINY_RUN, TINY_CNN]  # the same run
@@ -54,7 +54,7 @@ def test_a_resume_of_a_run_another_process_trains_is_refused_before_writing(tmp_
     run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
     (run / RUNNING_MARKER).write_text(f"{live_process.pid} {socket.gethostname()}\n")
     before = sorted(path.name for path in run.rglob("*"))
-    from project.cli.training import run_experiment
+    from project.training.run import run_experiment
 
     with pytest.raises(SystemExit) as exit_info:
         run_experiment(ImageClassifier, "digits_pretrain.yaml",

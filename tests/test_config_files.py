@@ -3,8 +3,8 @@ traceback, are one line and exit 2 before anything is written (audit 2026-12: Y0
 
 import pytest
 
-from project.cli.training import run_experiment
-from project.lightning_modules import ImageClassifier
+from project.models import ImageClassifier
+from project.training.run import run_experiment
 
 CASES = {
     "tabs": ("trainer:\n\tmax_epochs: 2\n", "is not valid YAML (while scanning for the next token found character"),

@@ -3,7 +3,7 @@
 import torch
 from torchmetrics.classification import MulticlassAccuracy
 
-from project.lightning_modules.accuracy import EpochAccuracy
+from project.models.accuracy import EpochAccuracy
 
 
 def test_epoch_accuracy_equals_torchmetrics_micro_accuracy_over_batches():

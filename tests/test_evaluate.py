@@ -11,9 +11,9 @@ from lightning.pytorch import Trainer
 from tiny_runs import best_checkpoint
 
 from project.data import ImageDataModule
-from project.inference.evaluate import main as evaluate_main
-from project.inference.loading import load_trained_model
-from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.evaluation.evaluate import main as evaluate_main
+from project.evaluation.loading import load_trained_model
+from project.models import ImageClassifier, TransferClassifier
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_weights_that_do_not_fit_their_architecture_exit_2_naming_the_file(runs,
 
 
 def test_a_class_name_with_a_newline_stays_on_its_own_line_of_the_table():
-    from project.inference.evaluate import report
+    from project.evaluation.evaluate import report
 
     per_class = [{"class": "a\nforged", "samples": 2, "accuracy": 0.5}, {"class": "b", "samples": 1, "accuracy": 1.0}]
     results = {"checkpoint": "x.ckpt", "data": {"dataset": "imagefolder"}, "samples": 3, "loss": 0.1,

@@ -10,12 +10,12 @@ from PIL import Image
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.callbacks import evaluation_figures
-from project.callbacks.evaluation_figures import LogEvaluationFigures
-from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.figures import confusion_matrix_figure, predictions_figure
-from project.lightning_modules import ImageClassifier
+from project.models import ImageClassifier
+from project.training.callbacks import evaluation_figures
+from project.training.callbacks.evaluation_figures import LogEvaluationFigures
+from project.training.run import run_experiment
 
 
 def test_the_confusion_matrix_covers_the_test_set_and_its_diagonal_is_the_logged_accuracy(tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import pytest
 import torch
 from tiny_runs import best_checkpoint
 
-from project.inference.export import main as export_main
-from project.lightning_modules import ImageClassifier
+from project.evaluation.export import main as export_main
+from project.models import ImageClassifier
 
 STEM = "best-epoch=000"
 

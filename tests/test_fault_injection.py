@@ -19,14 +19,14 @@ from event_files import run_events
 from lightning.pytorch import Callback
 from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
-import project.cli.experiment_cli as experiment_cli
-import project.lightning_modules.transfer as transfer_module
+import project.models.transfer as transfer_module
+import project.training.experiment_cli as experiment_cli
 from project.checkpoints.atomic_io import TEMPORARY_PREFIX
 from project.checkpoints.files import load_checkpoint
-from project.cli.training import run_experiment
-from project.lightning_modules import ImageClassifier, TransferClassifier
-from project.shipped_configs import config_dir
-from project.study.main import main as study_main
+from project.config.shipped import config_dir
+from project.lab.study.main import main as study_main
+from project.models import ImageClassifier, TransferClassifier
+from project.training.run import run_experiment
 
 STEPS_PER_EPOCH, EPOCHS = 4, 3
 SHORT_RUN = [

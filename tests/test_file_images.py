@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.data.image_files import decode_image
 from project.errors import UserError, one_line
-from project.lightning_modules import ImageClassifier
+from project.models import ImageClassifier
+from project.training.run import run_experiment
 
 
 def folder_data(root, **options) -> ImageDataModule:

@@ -9,13 +9,13 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from rank_weights import RANK_DUMP, ranks_weights
 from tiny_settings import SCRIPTS, TINY_BACKBONE, TINY_CNN, TINY_RUN
 
-from project.callbacks.defaults import default_callbacks
-from project.cli.training import run_experiment
 from project.data import ImageDataModule
 from project.errors import UserError
 from project.feature_probes.logistic import fit_logistic_probe
-from project.lightning_modules import ImageClassifier, TransferClassifier
-from project.lightning_modules.finetuning_plan import FinetuningPlan
+from project.models import ImageClassifier, TransferClassifier
+from project.models.finetuning_plan import FinetuningPlan
+from project.training.callbacks.defaults import default_callbacks
+from project.training.run import run_experiment
 
 PLAN_DEFAULTS = {
     "backbone_lr_ratio": 1.0, "layer_decay": 1.0, "unfreeze_at": (5,), "lp_fraction": 0.5, "ft_lr_ratio": 0.1,

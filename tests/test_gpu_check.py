@@ -2,7 +2,7 @@
 
 import pytest
 
-from project.benchmarking.gpu_check import main
+from project.lab.benchmarking.gpu_check import main
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 import torch
 
-from project.lightning_modules import ImageClassifier
+from project.models import ImageClassifier
 
 
 def model(**options) -> ImageClassifier:

@@ -12,7 +12,7 @@ from tiny_settings import TINY_BACKBONE
 from project.checkpoints.files import find_checkpoint, load_checkpoint
 from project.data import ImageDataModule
 from project.errors import UserError
-from project.lightning_modules import TransferClassifier
+from project.models import TransferClassifier
 
 
 @pytest.fixture

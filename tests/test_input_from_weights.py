@@ -12,11 +12,11 @@ from batch_recorder import FirstValidationBatch
 from tiny_runs import best_checkpoint
 from tiny_settings import TINY_RUN
 
-from project.cli.training import fit_and_test
+from project.config.shipped import config_dir
 from project.data import ImageDataModule
 from project.data.batch_transforms import normalize
-from project.lightning_modules import TransferClassifier
-from project.shipped_configs import config_dir
+from project.models import TransferClassifier
+from project.training.run import fit_and_test
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 RECORD = "--trainer.callbacks+=batch_recorder.FirstValidationBatch"

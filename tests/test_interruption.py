@@ -12,11 +12,11 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tiny_settings import TINY_CNN
 
-from project.callbacks.interruption import StopOnSignal
 from project.checkpoints.files import find_checkpoint, load_checkpoint
-from project.cli.training import run_experiment
 from project.errors import UserError
-from project.lightning_modules import ImageClassifier
+from project.models import ImageClassifier
+from project.training.callbacks.interruption import StopOnSignal
+from project.training.run import run_experiment
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.accelerator=cpu"]
 
@@ -96,7 +96,7 @@ def test_slurms_requeue_signal_is_handled_at_the_next_batch_end_not_inside_the_h
     from lightning.pytorch import Callback
     from torch.utils.data import DataLoader, TensorDataset
 
-    from project.callbacks.slurm_requeue import RequeueBetweenSteps
+    from project.training.callbacks.slurm_requeue import RequeueBetweenSteps
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
-from project.cli.training import run_experiment
-from project.lightning_modules import ImageClassifier, TransferClassifier
-from project.reports.run_events import read_run
+from project.evaluation.run_events import read_run
+from project.models import ImageClassifier, TransferClassifier
+from project.training.run import run_experiment
 
 CSV = ["--trainer.logger=CSVLogger"]
 WANDB = ["--trainer.logger=WandbLogger", "--trainer.logger.offline=true"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from tiny_settings import SCRIPTS
 
+from project.checkpoints.output_files import output_folder, partial_path, write_new_files
 from project.errors import UserError
-from project.output_files import output_folder, partial_path, write_new_files
 
 
 def test_a_stem_another_process_takes_meanwhile_is_passed_over_and_its_files_kept(tmp_path):

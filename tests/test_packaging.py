@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from tiny_settings import REPOSITORY, SCRIPTS, TINY_CNN, TINY_RUN
 
-from project.shipped_configs import config_dir
+from project.config.shipped import config_dir
 
 PROJECT = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]
 COMMANDS = PROJECT["scripts"]  # {"ltl-pretrain": "project.commands:pretrain", ...}
@@ -84,7 +84,7 @@ def test_lightning_is_declared_from_2_6_where_fit_or_test_passes_weights_only():
     calls = [node for path in (REPOSITORY / "project").rglob("*.py") for node in ast.walk(ast.parse(path.read_text()))
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
              and node.func.attr in ("fit", "test") and any(keyword.arg == "weights_only" for keyword in node.keywords)]
-    assert calls  # project/cli/training.py's trainer.fit and trainer.test
+    assert calls  # project/training/run.py's trainer.fit and trainer.test
     assert floor("lightning") >= Version("2.6")  # Lightning 2.5.6 has no weights_only
 
 

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from project.data.batch_transforms import normalize
-from project.inference.loading import load_trained_model
-from project.inference.predict import main as predict_main
+from project.evaluation.loading import load_trained_model
+from project.evaluation.predict import main as predict_main
 
 CLASSES = ["0", "1", "2", "3", "4"]
 

@@ -83,7 +83,7 @@ def test_on_a_terminal_transferability_shows_bars_with_rate_and_eta(tmp_path: Pa
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_a_study_shows_run_k_of_n_with_an_eta_unless_quiet(quiet: bool, capsys, monkeypatch) -> None:
-    from project.study.main import main as study_main
+    from project.lab.study.main import main as study_main
 
     monkeypatch.setattr(project.progress, "LINE_EVERY_SECONDS", 0.0)
     study_main(["--methods=[scratch]", "--budgets=[3]", "--seeds=[1, 2]", "--output_dir=study",

@@ -9,10 +9,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.cli.training import run_experiment
 from project.data import ImageDataModule
-from project.lightning_modules import ImageClassifier, TransferClassifier
-from project.reports.run_report import main
+from project.evaluation.run_report import main
+from project.models import ImageClassifier, TransferClassifier
+from project.training.run import run_experiment
 
 
 def pretrain(output_dir: Path, *args: str) -> None:

@@ -9,13 +9,13 @@ from event_files import run_events, scalar_values
 from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
-from project.cli.training import fit_and_test, pretraining_class, run_experiment
+from project.config.shipped import config_dir
 from project.errors import UserError
-from project.lightning_modules import ImageClassifier, TransferClassifier
-from project.lightning_modules.consistency import SemiSupervised
-from project.shipped_configs import config_dir
-from project.study.main import main as study_main
-from project.tune.main import main as tune_main
+from project.lab.study.main import main as study_main
+from project.lab.tune.main import main as tune_main
+from project.models import ImageClassifier, TransferClassifier
+from project.models.consistency import SemiSupervised
+from project.training.run import fit_and_test, pretraining_class, run_experiment
 
 CONFIGS = config_dir()
 

@@ -12,16 +12,16 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from rank_weights import RANK_DUMP, ranks_weights
 from tiny_settings import REPOSITORY, SCRIPTS, TINY_BACKBONE, TINY_CNN, TINY_RUN
 
-from project.callbacks.defaults import default_callbacks
-from project.callbacks.ema_weights import EMAWeights
-from project.cli.training import fit_and_test, run_experiment
 from project.data import ImageDataModule
 from project.data.image_folder import UNLABELLED
 from project.data.image_set import ImageSet
 from project.data.unlabelled_pool import budget_remainder_pool, image_digests
 from project.data.views import cutout, strong_view, weak_view
 from project.errors import UserError
-from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.models import ImageClassifier, TransferClassifier
+from project.training.callbacks.defaults import default_callbacks
+from project.training.callbacks.ema_weights import EMAWeights
+from project.training.run import fit_and_test, run_experiment
 
 
 def digits(**options) -> ImageDataModule:

@@ -14,13 +14,13 @@ from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint, load_checkpoint
-from project.cli.training import fit_and_test, pretraining_class, run_experiment
+from project.config.shipped import config_path
 from project.data.views import colour_jitter, random_grayscale, random_resized_crop, shift_hue, simclr_view
 from project.feature_probes.logistic import fit_logistic_probe
-from project.lightning_modules import ImageClassifier, SimCLRPretraining, TransferClassifier
-from project.lightning_modules.contrastive import nt_xent
+from project.models import ImageClassifier, SimCLRPretraining, TransferClassifier
+from project.models.contrastive import nt_xent
 from project.seeding import Stream, derived_seed
-from project.shipped_configs import config_path
+from project.training.run import fit_and_test, pretraining_class, run_experiment
 
 SIMCLR = ["--objective=simclr", "--data.augment=false", TINY_CNN, "--model.projection_dims=[16, 8]"]
 
@@ -246,9 +246,9 @@ def test_the_probe_with_views_is_fit_on_each_image_and_its_crops_and_flips(tmp_p
 
 @pytest.mark.parametrize("script", ["evaluate", "predict", "export"])
 def test_the_classification_tools_refuse_a_simclr_checkpoint_in_one_line(tmp_path, script, capsys):
-    from project.inference.evaluate import main as evaluate_main
-    from project.inference.export import main as export_main
-    from project.inference.predict import main as predict_main
+    from project.evaluation.evaluate import main as evaluate_main
+    from project.evaluation.export import main as export_main
+    from project.evaluation.predict import main as predict_main
 
     fit_and_test(SimCLRPretraining, ["--config", str(config_path("digits_pretrain.yaml")), *TINY_RUN, *SIMCLR])
     run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"

@@ -9,11 +9,11 @@ import yaml
 from PIL import Image
 from tiny_settings import TINY_CNN, TINY_RUN
 
-import project.study.runner as runner
+import project.lab.study.runner as runner
 from project.checkpoints.files import find_checkpoint
-from project.shipped_configs import config_dir
-from project.study.main import main
-from project.study.summary import chosen_on_validation, markdown_table, paired_gain_table
+from project.config.shipped import config_dir
+from project.lab.study.main import main
+from project.lab.study.summary import chosen_on_validation, markdown_table, paired_gain_table
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from tiny_runs import best_checkpoint
 from tiny_settings import TINY_BACKBONE, TINY_CNN, TINY_RUN
 
-from project.cli.training import run_experiment
 from project.data import ImageDataModule
-from project.inference.evaluate import main as evaluate_main
-from project.inference.export import main as export_main
-from project.lightning_modules import ImageClassifier
+from project.evaluation.evaluate import main as evaluate_main
+from project.evaluation.export import main as export_main
+from project.models import ImageClassifier
+from project.training.run import run_experiment
 
 
 def unflipped_logits(model: ImageClassifier, images: torch.Tensor) -> torch.Tensor:

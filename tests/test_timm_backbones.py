@@ -16,15 +16,15 @@ from tiny_settings import SCRIPTS, TINY_RUN
 
 from project.backbones import Backbone, LibraryBackbone, TimmBackbone, build_backbone
 from project.checkpoints.pretrained import PretrainedBackbone
-from project.cli.training import fit_and_test
+from project.config.shipped import config_dir
 from project.data.batch_transforms import normalize
 from project.errors import UserError
-from project.inference.evaluate import main as evaluate_main
-from project.inference.export import main as export_main
-from project.inference.loading import load_trained_model
-from project.inference.predict import main as predict_main
-from project.lightning_modules import TransferClassifier
-from project.shipped_configs import config_dir
+from project.evaluation.evaluate import main as evaluate_main
+from project.evaluation.export import main as export_main
+from project.evaluation.loading import load_trained_model
+from project.evaluation.predict import main as predict_main
+from project.models import TransferClassifier
+from project.training.run import fit_and_test
 
 TINY_TIMM = "timm:test_resnet.r160_in1k"  # 0.37M parameters; its pretrained_cfg: mean = std = 0.5, 160 px
 
@@ -178,7 +178,7 @@ def test_channels_last_trains_a_timm_backbone_with_the_same_checkpoint_keys(imag
 
 
 def test_a_study_runs_scratch_and_the_timm_weights(image_folder, timm_file, tmp_path, capsys):
-    from project.study.main import main as study_main
+    from project.lab.study.main import main as study_main
 
     config = tmp_path / "finetune.yaml"
     config.write_text((config_dir() / "timm_convnext_imagefolder.yaml").read_text())
@@ -229,7 +229,7 @@ def test_timm_fine_tuning_under_two_process_ddp_on_cpu(tmp_path, image_folder, t
 def test_transferability_scores_timm_weights_on_the_input_fine_tuning_would_give_them(
     image_folder, timm_file, tmp_path, monkeypatch, capsys
 ):
-    import project.transferability.main as transferability
+    import project.lab.transferability.main as transferability
 
     config = tmp_path / "finetune.yaml"
     config.write_text(f"model:\n  backbone: {TINY_TIMM}\ndata:\n  dataset: imagefolder\n  root: {image_folder}\n"

@@ -8,10 +8,10 @@ from tiny_settings import TINY_RUN
 from project.backbones import LibraryBackbone, TorchvisionBackbone, build_backbone
 from project.backbones.torchvision_zoo import weights_input as torchvision_weights_input
 from project.checkpoints.pretrained import PretrainedBackbone
-from project.cli.training import run_experiment
+from project.config.shipped import config_dir
 from project.errors import UserError
-from project.lightning_modules import TransferClassifier
-from project.shipped_configs import config_dir
+from project.models import TransferClassifier
+from project.training.run import run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from project.feature_probes.knn import knn_accuracy, usable_k
 from project.feature_probes.logistic import PENALTIES, fit_logistic_probe
 from project.feature_probes.logme import logme_score
-from project.transferability.main import SourceReport, main, verdict
-from project.transferability.scores import FeatureScores
+from project.lab.transferability.main import SourceReport, main, verdict
+from project.lab.transferability.scores import FeatureScores
 
 
 def clustered(n: int, d: int, classes: int, spread: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from tiny_settings import SCRIPTS, TINY_CNN
 
-from project.study.main import main as study_main
-from project.tune.main import main as tune_main
+from project.lab.study.main import main as study_main
+from project.lab.tune.main import main as tune_main
 
 TINY_TRIAL = ["--trainer.max_epochs=2", "--trainer.limit_val_batches=2", TINY_CNN]
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from tiny_settings import TINY_CNN, TINY_RUN
 
-from project.cli.training import run_experiment
-from project.lightning_modules import ImageClassifier, TransferClassifier
+from project.models import ImageClassifier, TransferClassifier
+from project.training.run import run_experiment
 
 # More batches and a higher lr than the config's gentle one: a model that predicts several classes, so
 # accuracies and confusion matrices have something to show (still a few seconds on CPU).

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from lightning.pytorch import LightningModule
 
-from project.checkpoints.files import find_checkpoint, load_checkpoint, version_number
+from project.checkpoints.files import find_checkpoint, load_checkpoint
 from project.errors import UserError
 
 # The hyperparameters that fix a model's shape: a checkpoint differing in any of them cannot be resumed.
@@ -58,11 +58,6 @@ def find_resume(ckpt_path: str | None, output_dir: str, experiment: str) -> Resu
     checkpoint = load_checkpoint(path)  # a clear error now for a damaged file, or one that would run code
     in_run = path.parent.name == "checkpoints" and re.fullmatch(r"version_\d+", path.parent.parent.name)
     return Resume(path, checkpoint, path.parent.parent if in_run else None)
-
-
-def run_folder_parts(run_folder: Path) -> tuple[str, str, int]:
-    """(output_dir, experiment, version) of `<output_dir>/<experiment>/version_N`."""
-    return str(run_folder.parent.parent), run_folder.parent.name, version_number(run_folder)
 
 
 def model_class_name(checkpoint: dict[str, Any]) -> str:

@@ -25,9 +25,8 @@ from project.data.batch_transforms import (
     random_horizontal_flip,
     resize,
 )
-from project.data.file_images import FileImages, FileImageSet
 from project.data.image_folder import UNLABELLED, unlabelled_images
-from project.data.image_set import ImageSet, InMemoryImages, keep_batch
+from project.data.image_set import FileImages, FileImageSet, ImageSet, InMemoryImages, keep_batch
 from project.data.resumable_shuffle import ResumableShuffle
 from project.data.settings import check_settings, resolve_classes
 from project.data.sources import DatasetName, open_source

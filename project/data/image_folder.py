@@ -12,9 +12,8 @@ import torch
 
 from project.data.batch_transforms import resize
 from project.data.decode_cache import cached_decode
-from project.data.file_images import FileImageSet
 from project.data.image_files import IMAGE_EXTENSIONS, decode_image, image_files, image_header
-from project.data.image_set import ImageSet
+from project.data.image_set import FileImageSet, ImageSet
 from project.errors import UserError
 from project.progress import Progress
 

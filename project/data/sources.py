@@ -4,9 +4,8 @@ a download step, and its splits as the dataset provides them."""
 from typing import Literal, Protocol
 
 from project.data.digits import DIGITS_CLASSES, load_digits_images
-from project.data.file_images import FileImageSet
 from project.data.image_folder import ImageFolderSource
-from project.data.image_set import ImageSet
+from project.data.image_set import FileImageSet, ImageSet
 from project.data.torchvision_sets import TORCHVISION_DATASETS, download_torchvision_dataset, load_torchvision_split
 from project.errors import UserError
 

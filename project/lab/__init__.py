@@ -1,0 +1,1 @@
+"""Experiments over many runs: transfer studies, the transferability check, sweeps, benchmarks, and the Python API."""

@@ -1,0 +1,249 @@
+"""`scripts/benchmark.py`: one table, every path side by side in interleaved rounds, same model, data and seed."""
+
+import random
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torchvision
+from jsonargparse import ArgumentParser
+from lightning.pytorch import LightningModule, seed_everything
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from project.data import ImageDataModule
+from project.errors import UserError, exits_on_user_error
+from project.lab.benchmarking.data_sources import cifar_folder, mnist_root
+from project.lab.benchmarking.paths import (
+    MinimalModule,
+    compute_rate,
+    lightning_fit,
+    plain_loop,
+    prepared_batches,
+    timed_rate,
+)
+from project.lab.benchmarking.whole_run import whole_run
+from project.models import ImageClassifier
+
+SEED = 0
+STEP_BATCH_SIZE = 128  # the step cases' batch, which the README's tables were measured at
+Result = tuple[float, list[float]]  # one timed run of a path: samples/s, each step's loss
+Paths = dict[str, Callable[[], Result]]  # path name -> a call that trains a fresh copy of the model once
+
+
+def case_setup(case: str, scratch: Path, args) -> tuple[ImageDataModule, torch.utils.data.Dataset, str]:
+    """The DataModule of this project's default path and the usual torchvision dataset, over the same images."""
+    if case == "mlp_mnist":
+        root, source = mnist_root(scratch, args.mnist_root, args.generated_size)
+        data = ImageDataModule("mnist", root=root, download=False, val_fraction=0.0, batch_size=args.batch_size)
+        data.setup()
+        mean, std = data.mean.tolist(), data.std.tolist()
+        usual = torchvision.datasets.MNIST(
+            root, train=True, transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
+        )
+        return data, usual, source
+    folder, source = cifar_folder(scratch, args.cifar_folder, args.cifar_archive, args.generated_size)
+    data = ImageDataModule(
+        "imagefolder", root=folder, val_fraction=0.0, test_fraction=0.01, augment=True, batch_size=args.batch_size,
+        cache_dir=str(scratch / "cache"),
+    )
+    data.setup()
+    mean, std = data.mean.tolist(), data.std.tolist()
+    usual = torchvision.datasets.ImageFolder(folder, transform=transforms.Compose([
+        transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
+        transforms.Normalize(mean, std),
+    ]))
+    return data, usual, source
+
+
+def new_model(case: str, data: ImageDataModule) -> ImageClassifier:
+    seed_everything(SEED, verbose=False)
+    return ImageClassifier(
+        backbone="mlp" if case == "mlp_mnist" else "cnn", num_classes=data.num_classes, input_shape=data.input_shape,
+        optimizer="sgd", lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0, scheduler="none",
+    )
+
+
+def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str, str, str]]:
+    data, usual, source = case_setup(case, scratch, args)
+    template = new_model(case, data)
+    # One epoch at most, so every path sees the same batches (the 8,000-image MNIST sample has 62 of 128).
+    n = min(args.batches, len(data.train_set) // args.batch_size)
+    if n < 2:
+        raise UserError(
+            f"{case}: {len(data.train_set)} training images make {n} full batches of {args.batch_size}; "
+            f"at least 2 are needed: lower --batch_size or raise --generated_size"
+        )
+    warm = min(args.warmup, n - 1)
+    rounds = interleaved_rounds(case_paths(template, data, usual, n, warm, device, args), args.repeats,
+                                timed_samples=(n - warm) * args.batch_size, min_seconds=args.min_timed_seconds)
+    # Every round's plain loop and default path against the first round's plain loop: the same losses show the
+    # paths train the same model, and every round starts from the same weights.
+    equal = [all(same_losses(rounds[0]["plain"][1], each[name][1]) for name in ("plain", "default")) for each in rounds]
+
+    def row(label: str, name: str, note: str = "") -> tuple[str, str, str, str]:
+        return label, spread([each[name][0] for each in rounds], ",.0f"), paired(rounds, name, "compute"), note
+
+    rows = [
+        row("1. compute only (preloaded normalized tensors)", "compute",
+            "the limit: each round's rates are divided by its own"),
+        row("2. this project's default path, Lightning", "default"),
+    ]
+    for workers in args.workers:
+        name = f"torchvision {workers}"
+        rows.append(row(f"3. torchvision DataLoader + PIL transforms, {workers} workers, Lightning", name,
+                        f"default/torchvision = {paired(rounds, 'default', name)}"))
+    rows.append(row("4. same model and data, plain PyTorch loop", "plain",
+                    f"Lightning/plain = {paired(rounds, 'default', 'plain')}; losses equal to 5 decimals over "
+                    f"{n} steps, in {sum(equal)} of {len(equal)} rounds: {'yes' if all(equal) else 'NO'}"))
+    rows.append(row("5. Lightning's floor: a minimal LightningModule, same data path", "minimal",
+                    f"minimal Lightning/plain = {paired(rounds, 'minimal', 'plain')}"))
+    print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up; "
+          f"median of {len(rounds)} interleaved rounds (min–max), each ratio taken within a round")
+    return rows
+
+
+def case_paths(
+    template: ImageClassifier, data: ImageDataModule, usual: torch.utils.data.Dataset, n: int, warm: int, device: str,
+    args,
+) -> Paths:
+    """Each path as one call that trains a fresh copy of `template` and returns (samples/s, each step's loss)."""
+    prepared = prepared_batches(data, n, device)  # built once; every round's compute-only trains on the same
+
+    def compute() -> Result:
+        return compute_rate(template, prepared, warm, args.batch_size, device), []
+
+    def lightning(model: LightningModule, **data_args) -> Result:
+        seed_everything(SEED, verbose=False)
+        stopwatch = lightning_fit(model, n, warm, device, **data_args)
+        return timed_rate(stopwatch, n, warm, args.batch_size), stopwatch.losses
+
+    def usual_path(workers: int) -> Callable[[], Result]:
+        def run() -> Result:
+            loader = DataLoader(usual, batch_size=args.batch_size, shuffle=True, num_workers=workers,
+                                persistent_workers=workers > 0, pin_memory=device == "cuda")
+            return lightning(copy_of(template), train_dataloaders=loader)
+        return run
+
+    return {
+        "compute": compute,
+        "default": lambda: lightning(copy_of(template), datamodule=data),
+        **{f"torchvision {workers}": usual_path(workers) for workers in args.workers},
+        "plain": lambda: plain_loop(template, data, n, warm, device, SEED),
+        "minimal": lambda: lightning(MinimalModule(copy_of(template)), datamodule=data),
+    }
+
+
+MAX_ROUNDS = 30
+
+
+def interleaved_rounds(
+    paths: Paths, repeats: int, timed_samples: int = 0, min_seconds: float = 0.0
+) -> list[dict[str, Result]]:
+    """Every path once per round, in an order shuffled for each round (seeded by the round): each round's results.
+    At least `repeats` rounds, and more (up to MAX_ROUNDS) until every path has `min_seconds` of timed steps in all:
+    the MLP's 40 timed steps take 30-70 ms, where a millisecond of noise is a few percent, and 5 rounds of them left
+    two runs' ratios 15-26 % apart on a quiet machine; 15 rounds, 2-5 % (measured 2026-12-07, 2 cores).
+
+    Rounds, not each path timed `repeats` times in turn: a burst of load on a shared machine then spoils one round,
+    which the median leaves out, not every timing of one path; and a ratio taken within a round compares paths timed
+    seconds apart, under much the same load. (Timed once each, in turn, the MLP's Lightning/plain read 0.80, then
+    1.50, minutes apart.) The shuffle keeps any path from always going first, or always after the same one (e.g.
+    after DataLoader workers that are still exiting)."""
+    rounds: list[dict[str, Result]] = []
+
+    def timed_enough() -> bool:
+        return min(sum(timed_samples / each[name][0] for each in rounds) for name in paths) >= min_seconds
+
+    while len(rounds) < repeats or (len(rounds) < MAX_ROUNDS and not timed_enough()):
+        order = list(paths)
+        random.Random(len(rounds)).shuffle(order)
+        rounds.append({name: paths[name]() for name in order})
+    return rounds
+
+
+def paired(rounds: list[dict[str, Result]], top: str, bottom: str) -> str:
+    """`median (min–max)` over the rounds of each round's own ratio of two paths' rates."""
+    return spread([each[top][0] / each[bottom][0] for each in rounds], ".2f")
+
+
+def spread(values: list[float], form: str) -> str:
+    """`median (min–max)` of a path's rates or ratios over the rounds."""
+    return f"{statistics.median(values):{form}} ({min(values):{form}}–{max(values):{form}})"
+
+
+def same_losses(plain: list[float], lightning: list[float]) -> bool:
+    return len(plain) == len(lightning) and all(
+        round(a, 5) == round(b, 5) for a, b in zip(plain, lightning, strict=True)
+    )
+
+
+def copy_of(model: ImageClassifier) -> ImageClassifier:
+    clone = ImageClassifier(**model.hparams)
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def print_table(rows: list[tuple[str, ...]], header: str = "| path | samples/s | × compute-only | notes |") -> None:
+    print(f"{header}\n|---|" + "---:|" * (header.count("|") - 2))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = ArgumentParser(exit_on_error=False, description=__doc__)
+    parser.add_argument("--cases", type=list[Literal["mlp_mnist", "cnn_cifar", "whole_run"]],
+                        default=["mlp_mnist", "cnn_cifar", "whole_run"])
+    # 60: 40 timed steps a round, 200 over 5 rounds (one run of 120 timed 100). The CNN's step at batch 128 takes
+    # about 0.1 s on 2 cores (the README's table), so at 120 the CIFAR-10 folder's case was 5 rounds of 6 paths of
+    # 12 s or more each. The MNIST sample has 62 batches, the generated CIFAR-shaped data 38: 60 changes little there.
+    parser.add_argument("--batches", type=int, default=60, help="training steps per path and round")
+    parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="rounds of every path, interleaved, at least; each row is the median over them")
+    parser.add_argument("--min_timed_seconds", type=float, default=0.5,
+                        help=f"more rounds (up to {MAX_ROUNDS}) until every path has this many timed seconds in all")
+    parser.add_argument("--batch_size", type=int | None, default=None,
+                        help="of every case (null: 128 for the step cases, the config's own for the whole run)")
+    parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
+    parser.add_argument("--mnist_root", type=str | None, default=None,
+                        help="torchvision's MNIST files are under it (e.g. ../shared/data/mnist-sample)")
+    parser.add_argument("--cifar_folder", type=str | None, default=None, help="a CIFAR-10 image folder")
+    parser.add_argument("--cifar_archive", type=str | None, default=None,
+                        help="a .tar.gz of one, extracted for the run (e.g. ../shared/data/cifar10-train-jpg.tar.gz)")
+    parser.add_argument("--generated_size", type=int, default=5000, help="images generated where no data is given")
+    parser.add_argument("--whole_run_epochs", type=int, default=3, help="epochs of the whole-run case's runs")
+    parser.add_argument("--devices", type=list[Literal["cpu", "cuda"]] | None, default=None,
+                        help="where to measure (default: the CPU, and the GPU when there is one)")
+    with exits_on_user_error():
+        config = parser.parse_args(sys.argv[1:] if args is None else args)
+        if config.batch_size is not None and config.batch_size < 1:
+            raise UserError(f"--batch_size {config.batch_size} must be at least 1 (null: each case's own)")
+        whole_run_batch_size = config.batch_size  # None: the real command's, as the config says
+        config.batch_size = config.batch_size or STEP_BATCH_SIZE
+        if config.repeats < 1:
+            raise UserError(f"--repeats {config.repeats} must be at least 1 (5, the default, is what the tables use)")
+        if config.min_timed_seconds < 0:
+            raise UserError(f"--min_timed_seconds {config.min_timed_seconds} must be 0 or more (0: --repeats rounds)")
+        if not 0 <= config.warmup < config.batches:
+            raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
+        devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+        if "cuda" in devices and not torch.cuda.is_available():
+            raise UserError("--devices asks for cuda, but this machine has no usable CUDA GPU")
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}")
+        with tempfile.TemporaryDirectory() as scratch:
+            for device in devices:
+                for case in config.cases:
+                    if case == "whole_run":
+                        folder, _ = cifar_folder(Path(scratch), config.cifar_folder, config.cifar_archive,
+                                                 config.generated_size)
+                        rows = whole_run(
+                            folder, config.whole_run_epochs, whole_run_batch_size, Path(scratch) / device, device
+                        )
+                        print_table(rows, "| phase | first run (decodes), s | second run (decode cache), s |")
+                    else:
+                        print_table(measure(case, device, Path(scratch), config))
