@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 from crafted_files import bad_checkpoints, image_folders
-from project.reports import run_report
 from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 from project.checkpoints.files import find_checkpoint
-from project.evaluation import evaluate, export, predict
+from project.evaluation import evaluate, export, predict, run_report
 from project.lab.study import main as study
 from project.lab.transferability import main as transferability
 from project.models import ImageClassifier, TransferClassifier
