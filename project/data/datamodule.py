@@ -27,6 +27,7 @@ from project.data.batch_transforms import (
 )
 from project.data.image_folder import UNLABELLED, unlabelled_images
 from project.data.image_set import FileImages, FileImageSet, ImageSet, InMemoryImages, keep_batch
+from project.data.model_input import ModelInput
 from project.data.resumable_shuffle import ResumableShuffle
 from project.data.settings import check_settings, resolve_classes
 from project.data.sources import DatasetName, open_source
@@ -324,6 +325,12 @@ class ImageDataModule(LightningDataModule):
         if self.mean.device != images.device:  # once per device, not a host-to-GPU copy every batch
             self.mean, self.std = self.mean.to(images.device), self.std.to(images.device)
         return normalize(images, self.mean, self.std), labels
+
+    def model_input(self) -> ModelInput:
+        """What a model trained on this data must know of it, once set up: the run hands it to the model."""
+        hp = self.hparams
+        return ModelInput(self.mean.tolist(), self.std.tolist(), list(self.input_shape), list(self.class_names),
+                          self.augment, hp.crop_padding, hp.unlabelled_ratio, self.has_unlabelled)
 
     def normalize_like(self, preprocessing: dict[str, Any]) -> None:
         """Normalize with a trained model's statistics (its `preprocessing`) instead of this data's own."""

@@ -11,7 +11,9 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 
 from project.backbones import BackboneName, build_backbone
+from project.data import ImageDataModule
 from project.data.batch_transforms import normalize
+from project.data.model_input import ModelInput
 from project.errors import UserError, refuse_wrong
 from project.models.lr_schedules import SCHEDULES
 
@@ -64,6 +66,7 @@ class BackboneModule(LightningModule):
         # What an input must be for this model, recorded from the data when training starts and kept in every
         # checkpoint (as timm's pretrained_cfg): normalization mean/std of uint8/255 images, shape, class names.
         self.preprocessing: dict[str, Any] | None = None
+        self.data_input: ModelInput | None = None  # handed over by the run (use_input)
 
     def configure_model(self) -> None:
         """GPU speed-ups, applied once the model is on its device; state-dict keys stay the same."""
@@ -79,14 +82,23 @@ class BackboneModule(LightningModule):
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
+    def use_input(self, given: ModelInput) -> None:
+        """The data's input, handed over by the run before fit: its normalization, which this model's weights are
+        only right under (recorded in every checkpoint), and the augmentation its own views follow. A setting the
+        data cannot serve is refused here (`check_input`)."""
+        self.check_input(given)
+        self.data_input = given
+        self.preprocessing = {**given.preprocessing(), "input_shape": list(self.hparams.input_shape)}
+
+    def check_input(self, given: ModelInput) -> None:
+        """Refuse data this model cannot train on (subclasses add their checks)."""
+
     def setup(self, stage: str) -> None:
-        """Record the data's normalization, which this model's weights are only right under."""
+        """A fit started outside this project's run (`trainer.fit(model, datamodule=ImageDataModule(...))` in
+        Python) hands over its data's input here, as the run would have."""
         data = self.trainer.datamodule if self._trainer is not None else None
-        if stage == "fit" and getattr(data, "mean", None) is not None:
-            self.preprocessing = {
-                "mean": data.mean.tolist(), "std": data.std.tolist(), "input_shape": list(self.hparams.input_shape),
-                "class_names": list(data.class_names),
-            }
+        if stage == "fit" and self.data_input is None and isinstance(data, ImageDataModule) and data.mean is not None:
+            self.use_input(data.model_input())
 
     def preprocess(self, images: Tensor) -> Tensor:
         """uint8 (N, C, H, W) images of `input_shape` as the model takes them: scaled and normalized, on its device."""

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from project.data.model_input import ModelInput
 from project.errors import UserError
 from project.models.accuracy import EpochAccuracy
 from project.models.backbone_module import BackboneModule
@@ -34,17 +35,15 @@ class ImageClassifier(BackboneModule):
         for stage in STAGES:  # one metric object per split: their states must not mix
             setattr(self, f"{stage}_accuracy", EpochAccuracy())
 
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        data = self.trainer.datamodule
-        if stage == "fit" and getattr(data, "has_unlabelled", False):
+    def check_input(self, given: ModelInput) -> None:
+        super().check_input(given)
+        if given.unlabelled_images:
             raise UserError("--data.unlabelled_root's images have no labels: only --objective=simclr trains on them")
-        if stage == "fit" and getattr(data, "unlabelled_set", None) is not None and \
-                self.hparams.get("semi_supervised", "none") == "none":
+        if given.unlabelled_ratio and self.hparams.get("semi_supervised", "none") == "none":
             raise UserError("--data.unlabelled_ratio serves unlabelled images, which only semi-supervised "
                             "fine-tuning reads: set --model.semi_supervised=fixmatch (scripts/finetune.py) or "
                             "--data.unlabelled_ratio=0")
-        if stage == "fit" and self.hparams.test_time_flip and data is not None and not getattr(data, "augment", True):
+        if self.hparams.test_time_flip and not given.augment:
             raise UserError("test_time_flip=true predicts from mirror images too, which a model trained without "
                             "flips has never seen: set --data.augment=true, or --model.test_time_flip=false")
 

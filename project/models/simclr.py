@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from project.data.model_input import ModelInput
 from project.data.views import simclr_view
 from project.errors import UserError, refuse_wrong
 from project.feature_probes.knn import knn_accuracy, usable_k
@@ -62,10 +63,9 @@ class SimCLRPretraining(BackboneModule):
         self._monitor: dict[str, list[Tensor]] = {"features": [], "labels": []}
         self._said_fewer_neighbours: set[str] = set()
 
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        data = self.trainer.datamodule
-        if stage == "fit" and data is not None and data.augment:
+    def check_input(self, given: ModelInput) -> None:
+        super().check_input(given)
+        if given.augment:
             raise UserError("SimCLR makes its own views of every image: set --data.augment=false")
 
     def _views(self, images: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:

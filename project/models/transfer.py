@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from project.backbones import BackboneName
 from project.checkpoints.pretrained import PretrainedBackbone
+from project.data.model_input import ModelInput
 from project.data.views import strong_view, weak_view
 from project.errors import UserError, refuse_wrong
 from project.feature_probes.logistic import fit_logistic_probe
@@ -184,22 +185,27 @@ class TransferClassifier(ImageClassifier):
         if self.plan.strategy == "lp_ft" and (epochs is None or epochs < 1):
             raise UserError(f"strategy lp_ft splits max_epochs into phases: set --trainer.max_epochs (not {epochs})")
         self.plan = replace(self.plan, total_epochs=epochs)
-        data, views = self.trainer.datamodule, self.hparams.probe_views
-        if self.plan.fits_logistic_head and data is None:
+        views = self.hparams.probe_views
+        if self.plan.fits_logistic_head and self.trainer.datamodule is None:
             raise UserError("the logistic probe reads its training images from the data module: fit with "
                             "trainer.fit(model, datamodule=ImageDataModule(...))")
         if views and not self.plan.fits_logistic_head:  # kept, not refused: a study's other methods share the config
             rank_zero_warn(f"probe_views={views} has no effect: strategy {self.plan.strategy!r} fits no logistic probe "
                            f"(logistic_probe, or lp_ft with lp_fraction 0, do)")
-        elif views and not data.augment:
-            raise UserError(f"probe_views={views} needs the training augmentation, whose crops and flips the views "
-                            f"are: set --data.augment=true, or --model.probe_views=0")
-        self._check_semi_supervised(data)
+        if self.data_input is None:  # no data handed over: no pool either
+            self._check_semi_supervised(unlabelled_ratio=0)
 
-    def _check_semi_supervised(self, data: Any) -> None:
+    def check_input(self, given: ModelInput) -> None:
+        super().check_input(given)
+        if self.hparams.probe_views and self.plan.fits_logistic_head and not given.augment:
+            raise UserError(f"probe_views={self.hparams.probe_views} needs the training augmentation, whose crops and "
+                            f"flips the views are: set --data.augment=true, or --model.probe_views=0")
+        self._check_semi_supervised(given.unlabelled_ratio)
+
+    def _check_semi_supervised(self, unlabelled_ratio: int) -> None:
         """The model's semi_supervised and the data's unlabelled pool go together, or neither is set."""
-        method, ratio = self.hparams.semi_supervised, getattr(data, "hparams", {}).get("unlabelled_ratio", 0)
-        if method != "none" and not ratio:
+        method = self.hparams.semi_supervised
+        if method != "none" and not unlabelled_ratio:
             raise UserError(f"semi_supervised={method!r} learns from unlabelled images: set --data.unlabelled_ratio "
                             f"(e.g. 4 unlabelled images per labelled one in every batch)")
         if method != "none" and self.plan.strategy == "logistic_probe":
@@ -242,8 +248,8 @@ class TransferClassifier(ImageClassifier):
         mean = torch.tensor(self.preprocessing["mean"], device=images.device)[None, :, None, None]
         std = torch.tensor(self.preprocessing["std"], device=images.device)[None, :, None, None]
         unit, generator = (images * std + mean).clamp(0, 1), self._views_generator(images.device)
-        data = self.trainer.datamodule  # mirror images only where the data's own augmentation flips (not digits)
-        weak = (weak_view(unit, generator, data.hparams.crop_padding, data.augment) - mean) / std
+        data = self.data_input  # mirror images only where the data's own augmentation flips (not digits)
+        weak = (weak_view(unit, generator, data.crop_padding, data.augment) - mean) / std
         if hp.semi_supervised == "fixmatch":
             view = strong_view(unit, generator, hp.strong_crop_scale, hp.strong_jitter, hp.cutout_size, data.augment)
             strong = (view - mean) / std

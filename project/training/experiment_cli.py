@@ -20,8 +20,6 @@ from project.checkpoints.pretrained import PretrainedBackbone
 from project.checkpoints.resume import (
     Resume,
     check_epochs,
-    check_resume_fits,
-    check_same_settings,
     check_writable,
     find_resume,
 )
@@ -57,7 +55,9 @@ RUN_ARGUMENTS = [  # (name, type, default, help): the run's own settings, beside
 
 
 class ExperimentCLI(LightningCLI):
-    """LightningCLI plus the run's settings; the data's classes and shape are linked into the model.
+    """LightningCLI for a run's settings: the model's, the data's, the Trainer's and the run's own; the data's classes
+    and shape are linked into the model. It reads and checks them, reads the checkpoint to resume and the pretrained
+    source, and builds the data and the model; the run (training/run.py) does the rest.
 
     A run's folder is claimed when its Trainer is built (`claims_run_folder`; a study's preview of a run claims
     nothing): a new `version_N` created atomically, or the resumed one, marked as this process's until it stops.
@@ -125,16 +125,16 @@ class ExperimentCLI(LightningCLI):
         model["backbone"], model["backbone_args"] = source.backbone, source.backbone_args
         self.input_note = fill_data_from_weights(config["data"], model, source.weights_input)
 
+    def instantiate_classes(self) -> None:
+        """The data and the model, the data's classes and shape linked into the model. The Trainer is built by the
+        run (`instantiate_trainer`), once the model holds its weights: see training/run.py."""
+        self.config_init = self.parser.instantiate(self.config)
+        self.datamodule, self.model = self.config_init["data"], self.config_init["model"]
+
     def instantiate_trainer(self, **kwargs):
-        """The model receives its pretrained weights (or is checked against the checkpoint it resumes), then the
-        Trainer is built to write into the run folder, with the loggers `--trainer.logger` names (TensorBoard by
-        default; see run_loggers); with `--trainer.logger=false` the folder still holds config.yaml and
-        checkpoints/."""
-        if self.pretrained is not None:
-            self.model.load_pretrained(self.pretrained)
-        if self.resume is not None:  # the architecture first: another model is the more basic mistake
-            check_resume_fits(self.resume, self.model)
-            check_same_settings(self.resume, self.config)
+        """The Trainer, built to write into the run folder, which it claims (a new `version_N`, or the resumed
+        one), with the loggers `--trainer.logger` names (TensorBoard by default; see run_loggers); with
+        `--trainer.logger=false` the folder still holds config.yaml and checkpoints/."""
         output_dir, experiment, version = run_folder(self.config["output_dir"], self.config["experiment"], self.resume)
         continuing = version is not None  # a resume, or a requeued SLURM job: its folder exists already
         if self.claims_run_folder and rank_zero_only.rank == 0:  # other DDP ranks take rank 0's folder (broadcast)

@@ -1,4 +1,5 @@
-"""One training run from the command line: parse, fit, test the selected checkpoint, print where everything is."""
+"""One training run, as `run` reads top to bottom: its settings (LightningCLI), the data, the model with its
+pretrained weights, the Trainer, fit, the test of the selected checkpoint, and where everything is."""
 
 import json
 import logging
@@ -19,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from project.checkpoints.files import find_checkpoint
 from project.checkpoints.output_files import replace_file
+from project.checkpoints.resume import check_resume_fits, check_same_settings
 from project.checkpoints.run_claims import TEST_RECORD
 from project.config.files import check_config_files
 from project.config.shipped import config_dir, shipped_or_given, with_shipped_configs
@@ -126,16 +128,49 @@ def fit_and_test(
     Raises UserError on bad input (before anything is written), RunInterrupted on SIGTERM or Ctrl-C.
     """
     with lightning_notes_filtered():
-        return fit_and_test_run(model_class, args, summary, test, callbacks or [])
+        return run(model_class, args, summary, test, callbacks or [])
 
 
-def fit_and_test_run(
+def run(
     model_class: type[LightningModule], args: list[str], summary: bool, test: bool, callbacks: list[Callback]
 ) -> RunResult:
+    """One run, top to bottom: settings, data, model and its weights, Trainer, fit, test, summary."""
     start = time.perf_counter()
+    settings = read_settings(model_class, args, callbacks)  # checked; the data and the model built, linked
+    data, model = settings.datamodule, settings.model
+    if settings.pretrained is not None:  # the source's backbone, read and checked with the settings
+        model.load_pretrained(settings.pretrained)
+    if settings.resume is not None:  # the architecture first: another model is the more basic mistake
+        check_resume_fits(settings.resume, model)
+        check_same_settings(settings.resume, settings.config)
+    trainer = settings.instantiate_trainer()  # writes into the run folder it claims: a new version_N, or the resumed
+    with run_folder_kept_once_started(settings, trainer):
+        run_folder = Path(trainer.log_dir)  # a collective call under DDP: every rank makes it
+        set_data_up(trainer, data)  # read (or decoded) and checked before fit: a bad setting stops the run here
+        data_seconds = time.perf_counter() - start
+        input_note = settings.input_note and input_line(data.input_shape, data.mean.tolist(), data.std.tolist(),
+                                                        settings.input_note)
+        if input_note:
+            rank_zero_info(f"input: {input_note}")
+        check_run_settings(trainer, data, settings.config["model_selection"], resuming=settings.resume is not None)
+        model.use_input(data.model_input())  # its normalization, which every checkpoint records
+        selected, selected_val_acc = fit(settings, trainer, model, data, run_folder)
+        metrics = tested_metrics(trainer, model, data, selected) if test and len(data.test_set) else {}
+        if trainer.is_global_zero and not settings.resume_finished and test:  # finished: a resume only tests again
+            record_test(run_folder, selected, metrics, trainer)
+        timer = next(callback for callback in trainer.callbacks if isinstance(callback, PhaseTimer))
+        seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
+        if summary and trainer.is_global_zero:
+            print_summary(str(run_folder), where_to_look(trainer.loggers, run_folder), selected, metrics, seconds,
+                          input_note)
+    return RunResult(metrics, str(run_folder), trainer, model, data, settings.config["model_selection"], selected,
+                     selected_val_acc, seconds)
+
+
+def read_settings(model_class: type[LightningModule], args: list[str], callbacks: list[Callback]) -> ExperimentCLI:
     args = with_shipped_configs(args)
     check_config_files(args)
-    cli = ExperimentCLI(
+    return ExperimentCLI(
         model_class,
         ImageDataModule,
         run=False,
@@ -147,72 +182,68 @@ def fit_and_test_run(
         auto_configure_optimizers=False,
         extra_callbacks=callbacks,
     )
+
+
+@contextmanager
+def run_folder_kept_once_started(settings: ExperimentCLI, trainer: Trainer) -> Iterator[None]:
+    """A run that fails before its first step (a setting its data refuses, a NaN loss, a Trainer option this
+    machine cannot run) leaves no folder behind; one with a checkpoint (a signal's last.ckpt) is kept. Either way
+    the run's tracked runs (W&B, MLflow) are ended and its folder is released."""
     try:
-        return train_and_test(cli, start, summary, test)
+        yield
     except BaseException:
-        # A run that fails before its first step (a setting its data refuses, a NaN loss, a Trainer option this
-        # machine cannot run) leaves no folder behind; one with a checkpoint (a signal's last.ckpt) is kept.
-        run = cli.claimed_run
-        if cli.trainer.global_step == 0 and not (run is not None and any(run.rglob("*.ckpt"))):
-            cli.abandon_run_folder()
+        run = settings.claimed_run
+        if trainer.global_step == 0 and not (run is not None and any(run.rglob("*.ckpt"))):
+            settings.abandon_run_folder()
         raise
     finally:
-        finish_tracked_runs(cli.trainer.loggers)
-        cli.release_run_folder()
+        finish_tracked_runs(trainer.loggers)
+        settings.release_run_folder()
 
 
-def train_and_test(cli: ExperimentCLI, start: float, summary: bool, test: bool = True) -> RunResult:
-    """Set the data up and check it, fit, then test the selected checkpoint; print the summary if asked."""
-    ckpt_path = str(cli.resume.path) if cli.resume else None
-    trainer, data = cli.trainer, cli.datamodule
-    # The data is loaded and checked before fit, so a bad setting stops the run before it writes anything.
+def set_data_up(trainer: Trainer, data: ImageDataModule) -> None:
     with showing_progress(SHOWN.get() and trainer.progress_bar_callback is not None):  # decoding's progress
         if trainer.local_rank == 0:  # downloads once per machine, as Lightning does
             data.prepare_data()
         data.setup("fit")
-    data_seconds = time.perf_counter() - start  # parsing, building, and reading (or decoding) the data
-    input_note = cli.input_note and input_line(data.input_shape, data.mean.tolist(), data.std.tolist(), cli.input_note)
-    if input_note:
-        rank_zero_info(f"input: {input_note}")
-    check_run_settings(trainer, data, cli.config["model_selection"], resuming=ckpt_path is not None)
-    run_folder = Path(trainer.log_dir)
-    if cli.resume_finished:
+
+
+def fit(settings: ExperimentCLI, trainer: Trainer, model: LightningModule, data: ImageDataModule, run_folder: Path
+        ) -> tuple[str, float | None]:
+    """Train (or, resuming a finished run, nothing); the selected checkpoint's path and validation score."""
+    ckpt_path = str(settings.resume.path) if settings.resume else None
+    if settings.resume_finished:
         print(f"note: {ckpt_path} had trained its max_epochs={trainer.max_epochs} already: nothing is trained or "
               f"written, its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
-        selected, selected_val_acc = str(find_checkpoint(run_folder, "best")), None
-    else:
-        if trainer.is_global_zero:
-            record_slurm_job(trainer.log_dir)
-            record_tracking_runs(trainer.loggers, run_folder)
-        try:
-            trainer.fit(cli.model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-        except SIGTERMException as stop:
-            raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
-        if cli.resume is not None and trainer.global_step == cli.resume.checkpoint.get("global_step"):
-            print(f"note: {ckpt_path} had finished max_epochs={trainer.max_epochs} already: nothing was trained, "
-                  f"its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
-        for requeue_checkpoint in run_folder.glob("hpc_ckpt_*.ckpt"):  # SLURM's, superseded by the run's own
-            requeue_checkpoint.unlink()
-        selected, selected_val_acc = selected_checkpoint(trainer)
-    metrics = {}
-    if test and len(data.test_set):
-        try:
-            results = trainer.test(cli.model, datamodule=data, ckpt_path=selected, verbose=False, weights_only=True)
-        except SIGTERMException as stop:
-            raise RunInterrupted(signal_name(trainer), "testing", selected) from stop
-        metrics = results[0] if results else {}
-    if trainer.is_global_zero and not cli.resume_finished and test:  # finished: a resume only tests it again
-        record = {"checkpoint": selected, "metrics": metrics, "global_step": trainer.global_step,
-                  "max_epochs": trainer.max_epochs}
-        replace_file(run_folder / TEST_RECORD, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
-    timer = next(callback for callback in trainer.callbacks if isinstance(callback, PhaseTimer))
-    seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
-    log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
-    if summary and trainer.is_global_zero:
-        print_summary(log_dir, where_to_look(trainer.loggers, Path(log_dir)), selected, metrics, seconds, input_note)
-    return RunResult(
-        metrics, log_dir, trainer, cli.model, data, cli.config["model_selection"], selected, selected_val_acc, seconds
-    )
+        return str(find_checkpoint(run_folder, "best")), None
+    if trainer.is_global_zero:
+        record_slurm_job(str(run_folder))
+        record_tracking_runs(trainer.loggers, run_folder)
+    try:
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException as stop:
+        raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
+    if settings.resume is not None and trainer.global_step == settings.resume.checkpoint.get("global_step"):
+        print(f"note: {ckpt_path} had finished max_epochs={trainer.max_epochs} already: nothing was trained, "
+              f"its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
+    for requeue_checkpoint in run_folder.glob("hpc_ckpt_*.ckpt"):  # SLURM's, superseded by the run's own
+        requeue_checkpoint.unlink()
+    return selected_checkpoint(trainer)
+
+
+def tested_metrics(trainer: Trainer, model: LightningModule, data: ImageDataModule, selected: str) -> dict:
+    try:
+        results = trainer.test(model, datamodule=data, ckpt_path=selected, verbose=False, weights_only=True)
+    except SIGTERMException as stop:
+        raise RunInterrupted(signal_name(trainer), "testing", selected) from stop
+    return results[0] if results else {}
+
+
+def record_test(run_folder: Path, selected: str, metrics: dict, trainer: Trainer) -> None:
+    """What was tested, at which step: a resume of a finished run tests it again rather than training."""
+    record = {"checkpoint": selected, "metrics": metrics, "global_step": trainer.global_step,
+              "max_epochs": trainer.max_epochs}
+    replace_file(run_folder / TEST_RECORD, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
 
 
 def lightning_info_to_stdout() -> None:

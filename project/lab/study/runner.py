@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from lightning.pytorch import Trainer
 
 from project.checkpoints.files import find_checkpoint, read_weights_file
 from project.checkpoints.output_files import replace_file
@@ -145,9 +146,9 @@ def check_study(settings: StudySettings) -> None:
     def preview(method: str, budget: int | None) -> tuple[int, float, int | float]:
         args = tuple(run_args(settings, method, budget, settings.seeds[0]))
         if args not in previews:
-            cli = preview_run(list(args))
-            data = cli.datamodule
-            previews[args] = (len(data.val_set), data.hparams.val_fraction, cli.trainer.limit_val_batches)
+            built = preview_run(list(args))
+            data = built.data
+            previews[args] = (len(data.val_set), data.hparams.val_fraction, built.trainer.limit_val_batches)
         return previews[args]
 
     for budget in {min(sized), max(sized)} if sized else {None}:
@@ -168,19 +169,30 @@ def check_study(settings: StudySettings) -> None:
                             f"let them validate, or leave select_on_val out")
 
 
-def preview_run(args: list[str]) -> ExperimentCLI:
-    """Parse and build a run (model, data, trainer), set its data up and check it as the run would, without
-    training or writing anything; returns what it built."""
+@dataclass
+class RunPreview:
+    """What a run would train on and how it would validate, built without training or writing anything."""
+
+    data: ImageDataModule
+    trainer: Trainer
+
+
+def preview_run(args: list[str]) -> RunPreview:
+    """Parse and build a run (data, model with its pretrained weights, trainer), set its data up and check it as
+    the run would, without training or writing anything."""
     with lightning_notes_filtered():
         cli = ExperimentCLI(
             TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
             auto_configure_optimizers=False, claims_run_folder=False,
         )
+        if cli.pretrained is not None:  # weights that do not fit the model are refused before any run
+            cli.model.load_pretrained(cli.pretrained)
+        trainer = cli.instantiate_trainer()
     cli.datamodule.setup("fit")
-    check_run_settings(cli.trainer, cli.datamodule, cli.config["model_selection"], resuming=False)
+    check_run_settings(trainer, cli.datamodule, cli.config["model_selection"], resuming=False)
     if not len(cli.datamodule.test_set):
         raise UserError("the test split is empty, and a study measures on it: set --data.test_fraction above 0")
-    return cli
+    return RunPreview(cli.datamodule, trainer)
 
 
 def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
