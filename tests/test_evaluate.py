@@ -157,3 +157,23 @@ def test_a_class_name_with_a_newline_stays_on_its_own_line_of_the_table():
                "accuracy": 0.66, "per_class": per_class}
     table = report(results).splitlines()[6:]
     assert table == ["a\\nforged    0.5000       2", "b            1.0000       1"]
+
+
+def test_an_evaluation_reads_its_checkpoint_file_once(runs, tmp_path, monkeypatch):
+    checkpoint_path = best_checkpoint(runs["pretrained"]).resolve()
+    reads, loads_from_disk = [], []
+    real_read_bytes, real_load = Path.read_bytes, torch.load
+
+    def read_bytes(path: Path) -> bytes:
+        reads.append(path.resolve())
+        return real_read_bytes(path)
+
+    def load(source, *args, **kwargs):
+        if isinstance(source, str | Path):  # torch.load given a file name reads the file again
+            loads_from_disk.append(Path(source).resolve())
+        return real_load(source, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(torch, "load", load)
+    evaluate_main(["--ckpt_path", str(checkpoint_path), "--device=cpu", f"--output_dir={tmp_path / 'out'}"])
+    assert reads.count(checkpoint_path) == 1 and checkpoint_path not in loads_from_disk

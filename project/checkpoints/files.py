@@ -1,5 +1,6 @@
 """Finding and safely reading checkpoints: the handoff from a pretraining run to a fine-tuning run."""
 
+import io
 import pickle
 import re
 import zipfile
@@ -83,9 +84,17 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
     )
 
 
-def read_torch_file(path: str | Path) -> Any:
-    """A file written by torch.save, read with `weights_only=True`, so a file carrying code is refused, not run."""
+def file_bytes(path: str | Path) -> bytes:
+    """The whole file, read once (for a caller that reads it twice, as a checkpoint and as a model)."""
     path = Path(path)
+    check_readable(path)
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read {str(path)!r} ({error.strerror}): check its permissions") from error
+
+
+def check_readable(path: Path) -> None:
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} does not exist")
     try:
@@ -93,11 +102,22 @@ def read_torch_file(path: str | Path) -> Any:
             pass
     except OSError as error:
         raise UserError(f"cannot read {str(path)!r} ({error.strerror}): check its permissions") from error
+
+
+def read_torch_file(path: str | Path, content: bytes | None = None) -> Any:
+    """A file written by torch.save, read with `weights_only=True`, so a file carrying code is refused, not run.
+    `content`: the file's bytes, where the caller read them already (`file_bytes`)."""
+    path = Path(path)
+    if content is None:
+        check_readable(path)
+    source = path if content is None else io.BytesIO(content)
     # torch.save writes a zip archive: anything else is truncated (the zip index sits at the end) or not a checkpoint.
-    if not zipfile.is_zipfile(path):
+    if not zipfile.is_zipfile(source):
         raise UserError(f"{str(path)!r} is not a readable checkpoint (truncated, or another kind of file)")
+    if content is not None:
+        source.seek(0)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise UserError(
             f"refused to load {str(path)!r}: it holds objects other than weights and plain values, "
@@ -107,9 +127,9 @@ def read_torch_file(path: str | Path) -> Any:
         raise UserError(f"{str(path)!r} is not a readable checkpoint: {error}") from error
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, content: bytes | None = None) -> dict[str, Any]:
     """A Lightning checkpoint, read safely (see `read_torch_file`)."""
-    checkpoint = read_torch_file(path)
+    checkpoint = read_torch_file(path, content)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{str(path)!r} is not a Lightning checkpoint (it has no state_dict)")
     return checkpoint

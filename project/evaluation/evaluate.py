@@ -14,12 +14,11 @@ import torch
 from jsonargparse import ArgumentParser
 from lightning.pytorch import Trainer
 
-from project.checkpoints.files import load_checkpoint
 from project.checkpoints.output_files import output_folder, run_folder, write_new_files
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.evaluation.data_arguments import parse_with_data_defaults
-from project.evaluation.loading import add_model_arguments, inference_device, load_trained_model
+from project.evaluation.loading import add_model_arguments, inference_device, load_trained_run
 from project.figures import confusion_matrix_figure
 from project.models import ImageClassifier
 from project.quiet_lightning import quiet_lightning_adverts
@@ -38,8 +37,8 @@ def main(args: list[str] | None = None) -> None:
         # --data.* changes only the settings it names.
         config = parser.parse_args(args)
         device = inference_device(config.device)
-        model, path = load_trained_model(config.ckpt_path)
-        trained_on = load_checkpoint(path).get("datamodule_hyper_parameters", {})
+        model, path, checkpoint = load_trained_run(config.ckpt_path)  # the file read once
+        trained_on = checkpoint.get("datamodule_hyper_parameters", {})
         config = parse_with_data_defaults(parser, args, trained_on)
         for key in ("mean", "std"):  # the model's input is what it was trained under: not a setting here
             if config.data[key] != trained_on.get(key) and config.data[key] != model.preprocessing[key]:

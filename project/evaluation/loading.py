@@ -5,13 +5,15 @@ normalization, shape, class names), so nothing the model was first built from (a
 weights) is read again.
 """
 
+import io
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from jsonargparse import ArgumentParser
 
-from project.checkpoints.files import find_checkpoint, load_checkpoint
+from project.checkpoints.files import file_bytes, find_checkpoint, load_checkpoint
 from project.errors import UserError
 from project.models import MODEL_CLASSES, ImageClassifier
 
@@ -30,12 +32,18 @@ def add_model_arguments(parser: ArgumentParser, output_folder: str | None = None
 
 
 def load_trained_model(location: str | Path, device: torch.device | str = "cpu") -> tuple[ImageClassifier, Path]:
-    """The model in a .ckpt file, or the selected checkpoint of a run or experiment folder, in eval mode on `device`.
+    """The model in a .ckpt file, or the selected checkpoint of a run or experiment folder, in eval mode on `device`."""
+    model, path, _ = load_trained_run(location, device)
+    return model, path
 
-    Mapped to the CPU first, so a checkpoint written on a GPU loads on a machine without one.
-    """
+
+def load_trained_run(location: str | Path, device: torch.device | str = "cpu"
+                     ) -> tuple[ImageClassifier, Path, dict[str, Any]]:
+    """(model, its checkpoint file, the checkpoint's content): the file is read once, checked, and the model built
+    from the same bytes, mapped to the CPU first, so a checkpoint written on a GPU loads on a machine without one."""
     path = find_checkpoint(location, "best")
-    checkpoint = load_checkpoint(path)  # read safely first: a damaged or unsafe file is a clear error
+    content = file_bytes(path)
+    checkpoint = load_checkpoint(path, content)  # read safely first: a damaged or unsafe file is a clear error
     model_class = MODEL_CLASSES.get(checkpoint.get("model_class"))
     if model_class is None or checkpoint.get("preprocessing") is None:
         raise UserError(
@@ -50,14 +58,14 @@ def load_trained_model(location: str | Path, device: torch.device | str = "cpu")
             f"--model.pretrained={path}) and use the fine-tuned run"
         )
     try:
-        model = model_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        model = model_class.load_from_checkpoint(io.BytesIO(content), map_location="cpu", weights_only=True)
     except (RuntimeError, TypeError) as error:  # weights or arguments that do not fit the class the file names
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(
             f"{str(path)!r} holds weights that do not fit the model its hyperparameters describe ({first_line}): "
             f"it was edited, or written by another version of this project; retrain or use another checkpoint"
         ) from error
-    return model.to(device).eval(), path
+    return model.to(device).eval(), path, checkpoint
 
 
 MAX_SIDE = 4096  # pixels: a larger recorded input would be a damaged or hostile file, not a model of this project
