@@ -6,7 +6,6 @@ training CLI alone (measured, 4 tries each on a loaded 2-core machine: 3.8-6.4 s
 Lightning are most of both), so they are imported here at the top, not inside each command.
 """
 
-import sys
 
 from project.evaluation.evaluate import main as evaluate_main
 from project.evaluation.export import main as export_main
@@ -18,14 +17,14 @@ from project.lab.benchmarking.main import main as benchmark_main
 from project.lab.study.main import main as study_main
 from project.lab.transferability.main import main as transferability_main
 from project.lab.tune.main import main as tune_main
-from project.models import TransferClassifier
-from project.training.run import pretraining_class, run_experiment
+from project.models import BackboneModule, TransferClassifier
+from project.training.run import run_experiment
 
 
 def pretrain() -> None:
     """Pretrain a backbone on a source task (default config: digits_pretrain.yaml)."""
     # run_experiment's metrics are dropped on purpose: a console script exits with what its function returns.
-    run_experiment(pretraining_class(sys.argv[1:]), default_config="digits_pretrain.yaml")
+    run_experiment(BackboneModule, default_config="digits_pretrain.yaml")  # --model picks the class
 
 
 def finetune() -> None:

@@ -37,6 +37,22 @@ def exits_on_user_error(trainer_hint: str = TRAINER_HINT) -> Iterator[None]:
         fail(argument_error_line(str(error)))
     except MisconfigurationException as error:  # e.g. a GPU asked for where there is none
         fail(f"{error} {trainer_hint}")
+    except ValueError as error:  # a class chosen by --model is built inside jsonargparse, which wraps its UserError
+        cause = user_error_behind(error)
+        if cause is None:
+            raise
+        fail(str(cause))
+
+
+def user_error_behind(error: BaseException) -> UserError | None:
+    """The UserError that `error` was raised from, if any (followed through `raise ... from`)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def fail(message: str) -> None:
@@ -70,6 +86,10 @@ def argument_error_line(message: str) -> str:
         return (f"--{key}={unknown_class.group(1)!r} is not a class this installation knows: give one of Lightning's "
                 f"by name (e.g. CSVLogger for a logger) or a full import path, mypackage.MyClass (--help lists every "
                 f"option)")
+    lacking = re.search(r"NestedArg\(key='([^']+)', val='(.*?)'\)", detail)
+    if lacking:  # an argument the class in use does not take (--model.temperature while pretraining ImageClassifier)
+        return (f"--{key}.{lacking.group(1)}={lacking.group(2)!r}: the {key} class in use takes no {lacking.group(1)}; "
+                f"to choose the class, give it first (e.g. --{key}=SimCLRPretraining) (--help lists every option)")
     if detail.startswith("File does not exist"):
         return f"--{key}: {one_line(detail)}"
     value = re.search(r"(?:Given|Got) value: (.*)$", detail, re.M)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 OPTIONS = REPOSITORY / "docs" / "options.md"
-# The scripts whose options a user sets most, in the order of the guides; pretrain.py's options depend on its
-# objective (SimCLR's model is another class).
+# The scripts whose options a user sets most, in the order of the guides; pretrain.py chooses its model class
+# (--model=SimCLRPretraining), so each class's options are listed by its own `--model.help`.
 SCRIPTS = (
-    ("pretrain", ()), ("pretrain", ("--objective=simclr",)), ("finetune", ()), ("study", ()), ("transferability", ()),
+    ("pretrain", ()), ("pretrain", ("--model.help", "ImageClassifier")),
+    ("pretrain", ("--model.help", "SimCLRPretraining")), ("finetune", ()), ("study", ()), ("transferability", ()),
     ("tune", ()), ("evaluate", ()), ("predict", ()), ("export", ()), ("report", ()),
 )
 HEADER = """# Every option of every script
@@ -34,7 +35,8 @@ def script_help(name: str, arguments: tuple[str, ...] = ()) -> str:
 
     out = io.StringIO()
     saved = sys.argv, os.environ.get("COLUMNS")
-    sys.argv, os.environ["COLUMNS"] = [f"{name}.py", *arguments, "--help"], "120"
+    asks_help = any(argument.endswith(".help") for argument in arguments)  # a class's own help, instead of --help
+    sys.argv, os.environ["COLUMNS"] = [f"{name}.py", *arguments, *([] if asks_help else ["--help"])], "120"
     try:
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
             getattr(project.commands, name)()

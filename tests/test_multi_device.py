@@ -11,7 +11,7 @@ from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "objective", [[], ["--objective=simclr", "--data.augment=false", "--model.projection_dims=[16, 8]"]],
+    "objective", [[], ["--model=SimCLRPretraining", "--data.augment=false", "--model.projection_dims=[16, 8]"]],
     ids=["supervised", "simclr"],
 )
 def test_pretraining_under_two_process_ddp_on_cpu(tmp_path, objective):

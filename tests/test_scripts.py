@@ -13,9 +13,9 @@ from project.config.shipped import config_dir
 from project.errors import UserError
 from project.lab.study.main import main as study_main
 from project.lab.tune.main import main as tune_main
-from project.models import ImageClassifier, TransferClassifier
+from project.models import BackboneModule, ImageClassifier, TransferClassifier
 from project.models.consistency import SemiSupervised
-from project.training.run import fit_and_test, pretraining_class, run_experiment
+from project.training.run import fit_and_test, run_experiment
 
 CONFIGS = config_dir()
 
@@ -157,8 +157,7 @@ def test_every_config_file_parses(config, capsys):
         elif config in TUNE_CONFIGS:
             tune_main(["--config", str(CONFIGS / config), "--print_config"])
         else:
-            args = ["--config", str(CONFIGS / config)]
-            model_class = TransferClassifier if config in FINETUNE_CONFIGS else pretraining_class(args)
+            model_class = TransferClassifier if config in FINETUNE_CONFIGS else BackboneModule
             run_experiment(model_class, config, ["--print_config"])
     assert exit_info.value.code == 0
     expected = "methods:" if config in STUDY_CONFIGS else "search_space:" if config in TUNE_CONFIGS else "experiment:"

@@ -17,12 +17,12 @@ from project.checkpoints.files import find_checkpoint, load_checkpoint
 from project.config.shipped import config_path
 from project.data.views import colour_jitter, random_grayscale, random_resized_crop, shift_hue, simclr_view
 from project.feature_probes.logistic import fit_logistic_probe
-from project.models import ImageClassifier, SimCLRPretraining, TransferClassifier
+from project.models import BackboneModule, ImageClassifier, SimCLRPretraining, TransferClassifier
 from project.models.contrastive import nt_xent
 from project.seeding import Stream, derived_seed
-from project.training.run import fit_and_test, pretraining_class, run_experiment
+from project.training.run import fit_and_test, run_experiment
 
-SIMCLR = ["--objective=simclr", "--data.augment=false", TINY_CNN, "--model.projection_dims=[16, 8]"]
+SIMCLR = ["--data.augment=false", TINY_CNN, "--model.projection_dims=[16, 8]"]
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -126,9 +126,9 @@ def test_two_processes_of_batch_b_compute_the_loss_and_gradients_of_one_of_batch
 
 
 def test_pretraining_without_labels_monitors_knn_accuracy_and_hands_its_backbone_on(tmp_path, capsys):
-    assert pretraining_class(["--config", str(config_path("cifar10_simclr.yaml"))]) is SimCLRPretraining
-    result = fit_and_test(SimCLRPretraining, ["--config", str(config_path("digits_pretrain.yaml")), *TINY_RUN,
-                                              *SIMCLR, "--trainer.max_epochs=2"])
+    result = fit_and_test(BackboneModule, ["--config", str(config_path("digits_pretrain.yaml")), *TINY_RUN,
+                                           "--model=SimCLRPretraining", *SIMCLR, "--trainer.max_epochs=2"])
+    assert isinstance(result.model, SimCLRPretraining)  # chosen by --model, as scripts/pretrain.py does
     assert set(result.metrics) == {"test/knn_acc"} and 0 < result.metrics["test/knn_acc"] <= 1
     selected = load_checkpoint(result.selected_checkpoint)
     assert selected["model_class"] == "SimCLRPretraining"
@@ -176,7 +176,8 @@ def test_unlabelled_images_join_the_training_split_for_simclr_only(tmp_path, mak
     with pytest.raises(SystemExit) as exit_info:
         run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, *data])
     assert exit_info.value.code == 2
-    assert "unlabelled_root's images have no labels: only --objective=simclr" in capsys.readouterr().err
+    assert "unlabelled_root's images have no labels: only SimCLR pretraining (--model=SimCLRPretraining)" in (
+        capsys.readouterr().err)
 
 
 def test_unlabelled_images_of_another_size_are_a_clear_error_before_training(tmp_path, make_image_folder, capsys):
@@ -195,11 +196,22 @@ def test_unlabelled_images_of_another_size_are_a_clear_error_before_training(tmp
     assert tuple(result.datamodule.train_set.images.shape[1:]) == (3, 16, 16)
 
 
-def test_the_objective_belongs_to_pretraining(capsys):
+def test_the_model_class_is_chosen_the_lightningcli_way_and_only_pretraining_ones(capsys):
+    with pytest.raises(SystemExit) as exit_info:  # the shipped SimCLR config names its class
+        run_experiment(BackboneModule, "digits_pretrain.yaml",
+                       ["--config", str(config_path("cifar10_simclr.yaml")), "--print_config"])
+    assert exit_info.value.code == 0
+    assert "class_path: project.models.SimCLRPretraining" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
-        run_experiment(TransferClassifier, "digits_finetune.yaml", [*TINY_RUN, "--objective=simclr"])
+        run_experiment(BackboneModule, "digits_pretrain.yaml", [*TINY_RUN, "--model=TransferClassifier"])
     assert exit_info.value.code == 2
-    assert "--objective=simclr trains a SimCLRPretraining, but this command runs a TransferClassifier" in (
+    assert "--model=TransferClassifier: pretraining trains ImageClassifier or SimCLRPretraining" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit) as exit_info:  # an argument of SimCLR's, before the class was chosen
+        run_experiment(BackboneModule, "digits_pretrain.yaml", [*TINY_RUN, "--model.temperature=0.3"])
+    assert exit_info.value.code == 2
+    assert "takes no temperature; to choose the class, give it first (e.g. --model=SimCLRPretraining)" in (
         capsys.readouterr().err
     )
 

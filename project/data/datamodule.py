@@ -64,8 +64,8 @@ class ImageDataModule(LightningDataModule):
             model; up to 8 when an image folder is decoded from disk).
         cache_dir: where decoded image folders are cached (rebuilt when a file changes); null: no cache.
         unlabelled_root: a folder of images without labels (in sub-folders or not, names ignored) that join the
-            training split, for `--objective=simclr`, or the unlabelled pool (with `unlabelled_ratio`); validation
-            and test stay the labelled `root`'s.
+            training split, for `--model=SimCLRPretraining`, or the unlabelled pool (with `unlabelled_ratio`);
+            validation and test stay the labelled `root`'s.
         unlabelled_ratio: semi-supervised fine-tuning (`--model.semi_supervised`): every training batch comes with
             this many unlabelled images per labelled one (FixMatch's μ), drawn from the pool: the training images
             beyond `samples_per_class` and those under `unlabelled_root`, never a validation or test image. An

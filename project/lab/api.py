@@ -24,9 +24,9 @@ from project.config.shipped import config_dir
 from project.errors import UserError, argument_error_line
 from project.lab.study.main import study
 from project.lab.study.summary import read_results
-from project.models import TransferClassifier
+from project.models import BackboneModule, TransferClassifier
 from project.progress import showing_progress
-from project.training.run import RunResult, fit_and_test, pretraining_class
+from project.training.run import RunResult, fit_and_test
 
 Overrides = dict[str, object] | list[str] | None
 NUMBERS = {"seed": int, "test_acc": float, "test_loss": float, "val_acc": float, "labels_per_class": float,
@@ -60,10 +60,11 @@ def finetune(overrides: Overrides = None, config: str = "digits_finetune.yaml", 
 
 
 def pretrain(overrides: Overrides = None, config: str = "digits_pretrain.yaml", quiet: bool = True) -> RunResult:
-    """Pretrain as scripts/pretrain.py does (`objective` in the overrides or the config picks the objective)."""
+    """Pretrain as scripts/pretrain.py does (`{"model": "SimCLRPretraining"}` in the overrides, or the config's
+    `model: class_path:`, picks the objective; the labels' ImageClassifier by default)."""
     args = ["--config", shipped(config), *as_args(overrides)]
     with output_shown(not quiet), user_errors():
-        return fit_and_test(pretraining_class(args), args + quiet_args(quiet), summary=not quiet)
+        return fit_and_test(BackboneModule, args + quiet_args(quiet), summary=not quiet)
 
 
 def run_study(settings: dict | None = None, config: str = "study_digits.yaml", quiet: bool = True) -> StudyResult:

@@ -9,9 +9,11 @@ from project.models.transfer import TransferClassifier
 MODEL_CLASSES: dict[str, type[BackboneModule]] = {
     cls.__name__: cls for cls in (ImageClassifier, TransferClassifier, SimCLRPretraining)
 }
-# What scripts/pretrain.py trains, by `--objective`.
-OBJECTIVES: dict[str, type[BackboneModule]] = {"supervised": ImageClassifier, "simclr": SimCLRPretraining}
+# What scripts/pretrain.py trains, chosen the LightningCLI way: `--model=SimCLRPretraining` (or a config's
+# `model: class_path:`) picks the class, the labels' classifier by default.
+PRETRAINING_CLASSES: tuple[type[BackboneModule], ...] = (ImageClassifier, SimCLRPretraining)
 
 __all__ = [
-    "MODEL_CLASSES", "OBJECTIVES", "BackboneModule", "ImageClassifier", "SimCLRPretraining", "TransferClassifier",
+    "MODEL_CLASSES", "PRETRAINING_CLASSES", "BackboneModule", "ImageClassifier", "SimCLRPretraining",
+    "TransferClassifier",
 ]

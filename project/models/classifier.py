@@ -38,7 +38,8 @@ class ImageClassifier(BackboneModule):
     def check_input(self, given: ModelInput) -> None:
         super().check_input(given)
         if given.unlabelled_images:
-            raise UserError("--data.unlabelled_root's images have no labels: only --objective=simclr trains on them")
+            raise UserError("--data.unlabelled_root's images have no labels: only SimCLR pretraining "
+                            "(--model=SimCLRPretraining) trains on them")
         if given.unlabelled_ratio and self.hparams.get("semi_supervised", "none") == "none":
             raise UserError("--data.unlabelled_ratio serves unlabelled images, which only semi-supervised "
                             "fine-tuning reads: set --model.semi_supervised=fixmatch (scripts/finetune.py) or "

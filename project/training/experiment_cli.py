@@ -25,7 +25,7 @@ from project.checkpoints.resume import (
 )
 from project.checkpoints.run_claims import TEST_RECORD, claim_new_run, claim_run, release_run
 from project.errors import UserError
-from project.models import OBJECTIVES
+from project.models import PRETRAINING_CLASSES, ImageClassifier
 from project.progress import on_terminal
 from project.training.callbacks.defaults import default_callbacks
 from project.training.input_from_weights import fill_data_from_checkpoint, fill_data_from_weights
@@ -46,8 +46,6 @@ RUN_ARGUMENTS = [  # (name, type, default, help): the run's own settings, beside
     ("model_selection", Literal["best_val", "last_epoch"], "best_val",
      "The checkpoint a run is tested with and hands on to fine-tuning: the best by val/acc (ties: the lower "
      "val/loss), or the last epoch's (needs no validation split)."),
-    ("objective", Literal[tuple(OBJECTIVES)], "supervised",
-     "What scripts/pretrain.py trains: `supervised` (the labels) or `simclr` (no labels: SimCLR)."),
     ("ckpt_path", str | None, None,
      "Resume training: 'last' (this experiment's newest last.ckpt) or a checkpoint path; the run continues in that "
      "checkpoint's run folder."),
@@ -77,20 +75,24 @@ class ExperimentCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name, kind, default, help_text in RUN_ARGUMENTS:
             parser.add_argument(f"--{name}", type=kind, default=default, help=help_text)
+        # Pretraining chooses its LightningModule (`--model=SimCLRPretraining`, or `class_path` in a config); its
+        # arguments are then the class's `init_args`.
+        model = "model.init_args" if self.subclass_mode_model else "model"
         for attribute in ("num_classes", "input_shape", "class_names"):
-            parser.link_arguments(f"data.{attribute}", f"model.{attribute}", apply_on="instantiate")
+            parser.link_arguments(f"data.{attribute}", f"{model}.{attribute}", apply_on="instantiate")
+        if self.subclass_mode_model:  # the labels' classifier unless another class is named
+            parser.set_defaults({"model": {"class_path": f"{ImageClassifier.__module__}.ImageClassifier"}})
 
     def before_instantiate_classes(self) -> None:
         """The checkpoint to resume, and the pretrained source (its architecture fills in the model's `backbone`
         and `backbone_args`, and the resolved file is what config.yaml and the checkpoints record)."""
         config = self.config
-        wanted = OBJECTIVES[config["objective"]]
-        pretraining = self.model_class in OBJECTIVES.values()
-        if wanted is not self.model_class and (pretraining or config["objective"] != "supervised"):
-            raise UserError(
-                f"--objective={config['objective']} trains a {wanted.__name__}, but this command runs a "
-                f"{self.model_class.__name__}: pretraining objectives are for scripts/pretrain.py"
-            )
+        if self.subclass_mode_model:
+            chosen = config["model"]["class_path"].rsplit(".", 1)[-1]
+            if chosen not in {cls.__name__ for cls in PRETRAINING_CLASSES}:
+                raise UserError(f"--model={chosen}: pretraining trains "
+                                f"{' or '.join(cls.__name__ for cls in PRETRAINING_CLASSES)}; "
+                                f"fine-tuning (TransferClassifier) is scripts/finetune.py")
         # The loggers are built once the run folder is known (instantiate_trainer), not with the other classes.
         self.logger_config = config["trainer"]["logger"]
         self.logger_specs = logger_specs(self.logger_config)

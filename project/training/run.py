@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.utilities import rank_zero_info
@@ -23,10 +22,10 @@ from project.checkpoints.output_files import replace_file
 from project.checkpoints.resume import check_resume_fits, check_same_settings
 from project.checkpoints.run_claims import TEST_RECORD
 from project.config.files import check_config_files
-from project.config.shipped import config_dir, shipped_or_given, with_shipped_configs
+from project.config.shipped import config_dir, with_shipped_configs
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
-from project.models import OBJECTIVES, ImageClassifier
+from project.models import BackboneModule
 from project.progress import SHOWN, showing_progress
 from project.quiet_lightning import quiet_lightning_adverts
 from project.training.callbacks.best_checkpoint import BestCheckpoint
@@ -68,25 +67,6 @@ class RunResult:
     selected_checkpoint: str  # the file tested and handed on: the best by val/acc, or last.ckpt
     selected_val_acc: float | None  # its validation score (val/acc); None without a validation split
     seconds: dict[str, float]  # wall time by phase: data, training, validation, checkpoints, test, total
-
-
-def pretraining_class(args: list[str]) -> type[LightningModule]:
-    """What scripts/pretrain.py trains: by `objective`, from the command line or else the last config that sets it."""
-    objective = "supervised"
-    for index, arg in enumerate(args):
-        if arg == "--config" and index + 1 < len(args) or arg.startswith("--config="):
-            path = Path(shipped_or_given(arg.split("=", 1)[1] if "=" in arg else args[index + 1]))
-            try:
-                content = yaml.safe_load(path.read_text()) if path.is_file() else None
-            except (yaml.YAMLError, OSError, UnicodeDecodeError):  # the parser reads it again, and says what is wrong
-                content = None
-            if isinstance(content, dict) and "objective" in content:
-                objective = content["objective"]
-        elif arg.startswith("--objective="):
-            objective = arg.split("=", 1)[1]
-        elif arg == "--objective" and index + 1 < len(args):
-            objective = args[index + 1]
-    return OBJECTIVES.get(objective, ImageClassifier)  # an unknown one is refused by the parser, naming the choices
 
 
 def run_experiment(model_class: type[LightningModule], default_config: str, args: list[str] | None = None) -> dict:
@@ -173,6 +153,9 @@ def read_settings(model_class: type[LightningModule], args: list[str], callbacks
     return ExperimentCLI(
         model_class,
         ImageDataModule,
+        # Given the base class (pretraining), the run's class is chosen LightningCLI's way: --model=<class name>, or
+        # `model: class_path:` in a config; ImageClassifier by default.
+        subclass_mode_model=model_class is BackboneModule,
         run=False,
         args=args,
         save_config_kwargs={"overwrite": False},
