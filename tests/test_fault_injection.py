@@ -20,7 +20,7 @@ from lightning.pytorch import Callback
 from tiny_settings import SCRIPTS, TINY_CNN, TINY_RUN
 
 import project.models.transfer as transfer_module
-import project.training.experiment_cli as experiment_cli
+import project.training.run_trainer as run_trainer
 from project.checkpoints.atomic_io import TEMPORARY_PREFIX
 from project.checkpoints.files import load_checkpoint
 from project.config.shipped import config_dir
@@ -97,8 +97,8 @@ def signal_at():
 
     def install(signum: int, stage: str, at: int) -> pytest.MonkeyPatch:
         sender = SendSignal(signum, stage, at)
-        defaults = experiment_cli.default_callbacks
-        patch.setattr(experiment_cli, "default_callbacks", lambda *args, **kwargs: [*defaults(*args, **kwargs), sender])
+        defaults = run_trainer.default_callbacks
+        patch.setattr(run_trainer, "default_callbacks", lambda *args, **kwargs: [*defaults(*args, **kwargs), sender])
         return patch
 
     yield install

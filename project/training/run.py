@@ -35,6 +35,8 @@ from project.training.experiment_cli import ExperimentCLI
 from project.training.input_from_weights import input_line
 from project.training.run_folders import record_slurm_job
 from project.training.run_loggers import finish_tracked_runs, record_tracking_runs, where_to_look
+from project.training.run_plan import RunPlan, plan_run
+from project.training.run_trainer import RunFolderClaim, build_trainer
 
 
 @contextmanager
@@ -116,27 +118,28 @@ def run(
 ) -> RunResult:
     """One run, top to bottom: settings, data, model and its weights, Trainer, fit, test, summary."""
     start = time.perf_counter()
-    settings = read_settings(model_class, args, callbacks)  # checked; the data and the model built, linked
-    data, model = settings.datamodule, settings.model
-    if settings.pretrained is not None:  # the source's backbone, read and checked with the settings
-        model.load_pretrained(settings.pretrained)
-    if settings.resume is not None:  # the architecture first: another model is the more basic mistake
-        check_resume_fits(settings.resume, model)
-        check_same_settings(settings.resume, settings.config)
-    trainer = settings.instantiate_trainer()  # writes into the run folder it claims: a new version_N, or the resumed
-    with run_folder_kept_once_started(settings, trainer):
+    settings = read_settings(model_class, args)  # parsed by LightningCLI; nothing built yet
+    plan = plan_run(settings.config, settings.subclass_mode_model)  # checked; the resume and the source read
+    data, model = settings.build_data_and_model()  # the data's classes and shape linked into the model
+    if plan.pretrained is not None:  # the source's backbone
+        model.load_pretrained(plan.pretrained)
+    if plan.resume is not None:  # the architecture first: another model is the more basic mistake
+        check_resume_fits(plan.resume, model)
+        check_same_settings(plan.resume, settings.config)
+    trainer, claim = build_trainer(settings, plan, model, callbacks)  # claims the run folder: new, or the resumed
+    with run_folder_kept_once_started(claim, trainer):
         run_folder = Path(trainer.log_dir)  # a collective call under DDP: every rank makes it
         set_data_up(trainer, data)  # read (or decoded) and checked before fit: a bad setting stops the run here
         data_seconds = time.perf_counter() - start
-        input_note = settings.input_note and input_line(data.input_shape, data.mean.tolist(), data.std.tolist(),
-                                                        settings.input_note)
+        input_note = plan.input_note and input_line(data.input_shape, data.mean.tolist(), data.std.tolist(),
+                                                    plan.input_note)
         if input_note:
             rank_zero_info(f"input: {input_note}")
-        check_run_settings(trainer, data, settings.config["model_selection"], resuming=settings.resume is not None)
+        check_run_settings(trainer, data, settings.config["model_selection"], resuming=plan.resume is not None)
         model.use_input(data.model_input())  # its normalization, which every checkpoint records
-        selected, selected_val_acc = fit(settings, trainer, model, data, run_folder)
+        selected, selected_val_acc = fit(plan, trainer, model, data, run_folder)
         metrics = tested_metrics(trainer, model, data, selected) if test and len(data.test_set) else {}
-        if trainer.is_global_zero and not settings.resume_finished and test:  # finished: a resume only tests again
+        if trainer.is_global_zero and not plan.resume_finished and test:  # finished: a resume only tests again
             record_test(run_folder, selected, metrics, trainer)
         timer = next(callback for callback in trainer.callbacks if isinstance(callback, PhaseTimer))
         seconds = {"data": data_seconds, **timer.breakdown(trainer), "total": time.perf_counter() - start}
@@ -147,7 +150,8 @@ def run(
                      selected_val_acc, seconds)
 
 
-def read_settings(model_class: type[LightningModule], args: list[str], callbacks: list[Callback]) -> ExperimentCLI:
+def read_settings(model_class: type[LightningModule], args: list[str]) -> ExperimentCLI:
+    """The run's settings parsed from `args` (shipped configs found by name, each --config file checked first)."""
     args = with_shipped_configs(args)
     check_config_files(args)
     return ExperimentCLI(
@@ -163,25 +167,23 @@ def read_settings(model_class: type[LightningModule], args: list[str], callbacks
         # The modules build their own optimizer and schedule (parameter groups gated by the fine-tuning plan);
         # LightningCLI's --optimizer/--lr_scheduler would silently replace them.
         auto_configure_optimizers=False,
-        extra_callbacks=callbacks,
     )
 
 
 @contextmanager
-def run_folder_kept_once_started(settings: ExperimentCLI, trainer: Trainer) -> Iterator[None]:
+def run_folder_kept_once_started(claim: RunFolderClaim, trainer: Trainer) -> Iterator[None]:
     """A run that fails before its first step (a setting its data refuses, a NaN loss, a Trainer option this
     machine cannot run) leaves no folder behind; one with a checkpoint (a signal's last.ckpt) is kept. Either way
     the run's tracked runs (W&B, MLflow) are ended and its folder is released."""
     try:
         yield
     except BaseException:
-        run = settings.claimed_run
-        if trainer.global_step == 0 and not (run is not None and any(run.rglob("*.ckpt"))):
-            settings.abandon_run_folder()
+        if trainer.global_step == 0 and not (claim.run is not None and any(claim.run.rglob("*.ckpt"))):
+            claim.abandon()
         raise
     finally:
         finish_tracked_runs(trainer.loggers)
-        settings.release_run_folder()
+        claim.release()
 
 
 def set_data_up(trainer: Trainer, data: ImageDataModule) -> None:
@@ -191,11 +193,11 @@ def set_data_up(trainer: Trainer, data: ImageDataModule) -> None:
         data.setup("fit")
 
 
-def fit(settings: ExperimentCLI, trainer: Trainer, model: LightningModule, data: ImageDataModule, run_folder: Path
+def fit(plan: RunPlan, trainer: Trainer, model: LightningModule, data: ImageDataModule, run_folder: Path
         ) -> tuple[str, float | None]:
     """Train (or, resuming a finished run, nothing); the selected checkpoint's path and validation score."""
-    ckpt_path = str(settings.resume.path) if settings.resume else None
-    if settings.resume_finished:
+    ckpt_path = str(plan.resume.path) if plan.resume else None
+    if plan.resume_finished:
         print(f"note: {ckpt_path} had trained its max_epochs={trainer.max_epochs} already: nothing is trained or "
               f"written, its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
         return str(find_checkpoint(run_folder, "best")), None
@@ -206,7 +208,7 @@ def fit(settings: ExperimentCLI, trainer: Trainer, model: LightningModule, data:
         trainer.fit(model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException as stop:
         raise RunInterrupted(signal_name(trainer), "training", str(last_checkpoint_path(trainer))) from stop
-    if settings.resume is not None and trainer.global_step == settings.resume.checkpoint.get("global_step"):
+    if plan.resume is not None and trainer.global_step == plan.resume.checkpoint.get("global_step"):
         print(f"note: {ckpt_path} had finished max_epochs={trainer.max_epochs} already: nothing was trained, "
               f"its selected checkpoint is tested (raise --trainer.max_epochs to train on)")
     for requeue_checkpoint in run_folder.glob("hpc_ckpt_*.ckpt"):  # SLURM's, superseded by the run's own

@@ -29,6 +29,8 @@ from project.progress import Progress
 from project.training.experiment_cli import ExperimentCLI
 from project.training.run import RunResult, check_run_settings, fit_and_test, lightning_notes_filtered
 from project.training.run_folders import check_output_dir
+from project.training.run_plan import plan_run
+from project.training.run_trainer import build_trainer
 
 FIELDS = [
     "method", "samples_per_class", "seed", "test_acc", "test_loss", "val_acc", "model_selection", "labels_per_class",
@@ -181,18 +183,20 @@ def preview_run(args: list[str]) -> RunPreview:
     """Parse and build a run (data, model with its pretrained weights, trainer), set its data up and check it as
     the run would, without training or writing anything."""
     with lightning_notes_filtered():
-        cli = ExperimentCLI(
+        settings = ExperimentCLI(
             TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
-            auto_configure_optimizers=False, claims_run_folder=False,
+            auto_configure_optimizers=False,
         )
-        if cli.pretrained is not None:  # weights that do not fit the model are refused before any run
-            cli.model.load_pretrained(cli.pretrained)
-        trainer = cli.instantiate_trainer()
-    cli.datamodule.setup("fit")
-    check_run_settings(trainer, cli.datamodule, cli.config["model_selection"], resuming=False)
-    if not len(cli.datamodule.test_set):
+        plan = plan_run(settings.config, chooses_model_class=False)
+        data, model = settings.build_data_and_model()
+        if plan.pretrained is not None:  # weights that do not fit the model are refused before any run
+            model.load_pretrained(plan.pretrained)
+        trainer, _ = build_trainer(settings, plan, model, callbacks=[], claims=False)
+    data.setup("fit")
+    check_run_settings(trainer, data, settings.config["model_selection"], resuming=False)
+    if not len(data.test_set):
         raise UserError("the test split is empty, and a study measures on it: set --data.test_fraction above 0")
-    return RunPreview(cli.datamodule, trainer)
+    return RunPreview(data, trainer)
 
 
 def finished_runs(results_csv: Path) -> set[tuple[str, str, str]]:
