@@ -69,27 +69,42 @@ def one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+RENAMED = {  # options of earlier versions: what replaced them
+    "--objective": "pretraining's objective is now its model class: --model=SimCLRPretraining (or ImageClassifier)",
+}
+
+
 def argument_error_line(message: str) -> str:
     """jsonargparse's multi-line report of a bad option as one line: the option, the value, what it takes."""
     match = re.match(r'Parser key "([^"]+)":?\s*(.*)', message, re.S)
     if match is None:
         if message.startswith("Problems parsing config"):
             return f"the config is not valid YAML ({one_line(message.split(':', 1)[1])})"
-        return f"{one_line(message)} (--help lists every option)"
+        renamed = [hint for option, hint in RENAMED.items()
+                   if re.search(rf"unrecognized arguments:.*{option}\b", message)]
+        return f"{one_line(message)}{''.join(f'; {hint}' for hint in renamed)} (--help lists every option)"
     key, detail = match.groups()
+    not_a_config = re.match(r"Unable to load config '([^']+)'", detail)
+    if not_a_config:  # a class name where the command takes only the class's settings (finetune's --model)
+        return (f"--{key}={not_a_config.group(1)!r}: this command's {key} class is fixed; give its settings one by one "
+                f"(--{key}.<name>=...) or a YAML file of them (choosing a class is for scripts/pretrain.py's --model)")
     nested = re.search(r"Problem with given class_path '[^']+':\s+Parser key \"([^\"]+)\":?\s*(.*?)(?=\n\s+- |\Z)",
                        detail, re.S)
     if nested:  # a class's own argument (--trainer.logger.offline=maybe): name it, not the class option
         return argument_error_line(f'Parser key "{key}.{nested.group(1)}": {nested.group(2)}')
     unknown_class = re.search(r"Expected a dot import path string: (\S+)", detail)
+    if unknown_class and key == "model":  # pretraining's class, chosen by name
+        return (f"--model={unknown_class.group(1)!r} is not a model class: pretraining trains ImageClassifier (the "
+                f"labels) or SimCLRPretraining (no labels) (--model.help <class> lists a class's options)")
     if unknown_class:  # e.g. a logger class this Lightning version does not have (NeptuneLogger left 2.6's list)
         return (f"--{key}={unknown_class.group(1)!r} is not a class this installation knows: give one of Lightning's "
                 f"by name (e.g. CSVLogger for a logger) or a full import path, mypackage.MyClass (--help lists every "
                 f"option)")
     lacking = re.search(r"NestedArg\(key='([^']+)', val='(.*?)'\)", detail)
     if lacking:  # an argument the class in use does not take (--model.temperature while pretraining ImageClassifier)
-        return (f"--{key}.{lacking.group(1)}={lacking.group(2)!r}: the {key} class in use takes no {lacking.group(1)}; "
-                f"to choose the class, give it first (e.g. --{key}=SimCLRPretraining) (--help lists every option)")
+        return (f"--{key}.{lacking.group(1)}={lacking.group(2)!r}: the {key} class in use takes no {lacking.group(1)} "
+                f"(--{key}.help <class> lists a class's options; another class's option needs that class chosen "
+                f"first, e.g. --{key}=SimCLRPretraining)")
     if detail.startswith("File does not exist"):
         return f"--{key}: {one_line(detail)}"
     value = re.search(r"(?:Given|Got) value: (.*)$", detail, re.M)

@@ -51,3 +51,10 @@ def test_a_bad_setting_raises_the_scripts_one_line_error() -> None:
         run_study({"seeds": "not a list"})
     with pytest.raises(UserError, match="does not exist"):
         finetune({"model.pretrained": "no/such/run"})
+
+
+def test_pretraining_from_python_chooses_its_model_class_as_the_script_does() -> None:
+    tiny_cnn = {"model.backbone_args": {"channels": [4, 8], "feature_size": 16, "batch_norm": True}}
+    result = pretrain({**TINY, **tiny_cnn, "model": "SimCLRPretraining", "model.projection_dims": [16, 8],
+                       "data.augment": False, "output_dir": "runs"})
+    assert type(result.model).__name__ == "SimCLRPretraining" and set(result.metrics) == {"test/knn_acc"}

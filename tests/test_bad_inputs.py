@@ -23,11 +23,11 @@ from project.checkpoints.files import find_checkpoint
 from project.evaluation import evaluate, export, predict, run_report
 from project.lab.study import main as study
 from project.lab.transferability import main as transferability
-from project.models import ImageClassifier, TransferClassifier
+from project.models import BackboneModule, ImageClassifier, TransferClassifier
 from project.training.run import run_experiment
 
 MAINS: dict[str, Callable[[list[str]], object]] = {
-    "pretrain": lambda args: run_experiment(ImageClassifier, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, *args]),
+    "pretrain": lambda args: run_experiment(BackboneModule, "digits_pretrain.yaml", [*TINY_RUN, TINY_CNN, *args]),
     "finetune": lambda args: run_experiment(TransferClassifier, "digits_finetune.yaml", [*TINY_RUN, *args]),
     "evaluate": evaluate.main,
     "predict": predict.main,
@@ -108,7 +108,9 @@ CASES = [
      f"--model.optimizer='foo' is not valid: expected one of 'sgd', 'adamw' {HELP}"),
     ("P62", "pretrain", ["--model.scheduler=foo"],
      f"--model.scheduler='foo' is not valid: expected one of 'cosine', 'onecycle', 'warmup_cosine', 'none' {HELP}"),
-    ("P63", "pretrain", ["--model.lrr=0.1"], f"unrecognized arguments: --model.lrr=0.1 {HELP}"),
+    ("P63", "pretrain", ["--model.lrr=0.1"], "--model.lrr='0.1': the model class in use takes no lrr (--model.help "
+     "<class> lists a class's options; another class's option needs that class chosen first, e.g. "
+     "--model=SimCLRPretraining)"),
     ("F01", "finetune", ["--model.strategy=foo"],
      f"--model.strategy='foo' is not valid: expected one of 'linear_probe', 'logistic_probe', 'full', 'gradual', "
      f"'lp_ft' {HELP}"),
@@ -249,6 +251,17 @@ CASES = [
      "--model.semi_supervised=fixmatch (scripts/finetune.py) or --data.unlabelled_ratio=0"),
     ("F52", "finetune", ["--model.pretrained={good}", "--data.unlabelled_ratio=-1"],
      "unlabelled_ratio=-1 must be >= 0 (0: no unlabelled pool)"),
+    # Pretraining's model class, chosen LightningCLI's way (--model), and the option it replaced.
+    ("P72", "pretrain", ["--model=Nope"], "--model='Nope' is not a model class: pretraining trains ImageClassifier "
+     "(the labels) or SimCLRPretraining (no labels) (--model.help <class> lists a class's options)"),
+    ("P73", "pretrain", ["--model=TransferClassifier"], "--model=TransferClassifier: pretraining trains "
+     "ImageClassifier or SimCLRPretraining; fine-tuning (TransferClassifier) is scripts/finetune.py"),
+    ("P74", "pretrain", ["--objective=simclr"], "unrecognized arguments: --objective=simclr; pretraining's objective "
+     "is now its model class: --model=SimCLRPretraining (or ImageClassifier) (--help lists every option)"),
+    ("P75", "pretrain", ["--model=SimCLRPretraining", "--model.temperature=-1"], "temperature=-1.0 must be > 0"),
+    ("F54", "finetune", ["--model.pretrained={good}", "--model=SimCLRPretraining"], "--model='SimCLRPretraining': this "
+     "command's model class is fixed; give its settings one by one (--model.<name>=...) or a YAML file of them "
+     "(choosing a class is for scripts/pretrain.py's --model)"),
     ("F53", "finetune", ["--model.pretrained={good}", "--model.semi_supervised=fixmatch", "--data.unlabelled_ratio=2",
                          "--data.samples_per_class=null"],
      "unlabelled_ratio=2 needs unlabelled images: set --data.samples_per_class (the training images beyond it form "

@@ -17,6 +17,9 @@ CASES = {
     "a_list": ("- trainer\n- model\n", "holds a list, not settings"),
     "section_list": ("data: [1, 2]\n", ": `data:` holds a list, not settings: write `data:` followed by indented"),
     "section_number": ("model: 5\n", ": `model:` holds a number, not settings"),
+    "earlier_objective": ("objective: simclr\nmodel:\n  temperature: 0.2\n",
+                          ": `objective:` is a setting of an earlier version; pretraining's objective is now its model "
+                          "class: write `model:` with `class_path: project.models.SimCLRPretraining`"),
 }
 
 

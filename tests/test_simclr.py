@@ -211,7 +211,7 @@ def test_the_model_class_is_chosen_the_lightningcli_way_and_only_pretraining_one
     with pytest.raises(SystemExit) as exit_info:  # an argument of SimCLR's, before the class was chosen
         run_experiment(BackboneModule, "digits_pretrain.yaml", [*TINY_RUN, "--model.temperature=0.3"])
     assert exit_info.value.code == 2
-    assert "takes no temperature; to choose the class, give it first (e.g. --model=SimCLRPretraining)" in (
+    assert "takes no temperature (--model.help <class> lists a class's options; another class's option needs" in (
         capsys.readouterr().err
     )
 

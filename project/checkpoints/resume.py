@@ -68,18 +68,13 @@ def model_class_name(checkpoint: dict[str, Any]) -> str:
     return "TransferClassifier" if "strategy" in checkpoint.get("hyper_parameters", {}) else "ImageClassifier"
 
 
+RESUME_FIX = ("resume with the script and settings that wrote it (its config.yaml is in its run folder), or drop "
+              "--ckpt_path to start a new run")
+
+
 def check_resume_fits(resume: Resume, model: LightningModule) -> None:
     """The checkpoint must be of the same class and architecture as `model` (classes and input shape included)."""
-    saved_class, own_class = model_class_name(resume.checkpoint), type(model).__name__
-    fix = (
-        "resume with the script and settings that wrote it (its config.yaml is in its run folder), or drop "
-        "--ckpt_path to start a new run"
-    )
-    if saved_class != own_class:
-        raise UserError(
-            f"cannot resume from {str(resume.path)!r}: it is {article(saved_class)} {saved_class} checkpoint but this "
-            f"run builds {article(own_class)} {own_class}; {fix}"
-        )
+    check_resume_class(resume, type(model).__name__)
     differing = [
         f"{key} {normalized(resume.hparams.get(key))!r} vs {normalized(model.hparams.get(key))!r}"
         for key in ARCHITECTURE_KEYS
@@ -90,7 +85,19 @@ def check_resume_fits(resume: Resume, model: LightningModule) -> None:
     if differing or reshaped or own.keys() != saved.keys():
         detail = "; ".join(differing[:3]) or f"weights {sorted(set(own) ^ set(saved))[:3] or reshaped[:3]}"
         raise UserError(
-            f"cannot resume from {str(resume.path)!r}: its model differs from the one this run builds ({detail}); {fix}"
+            f"cannot resume from {str(resume.path)!r}: its model differs from the one this run builds ({detail}); "
+            f"{RESUME_FIX}"
+        )
+
+
+def check_resume_class(resume: Resume, own_class: str) -> None:
+    """The checkpoint must be of the class this run builds: checked first, since another model is the more basic
+    mistake than any setting."""
+    saved_class = model_class_name(resume.checkpoint)
+    if saved_class != own_class:
+        raise UserError(
+            f"cannot resume from {str(resume.path)!r}: it is {article(saved_class)} {saved_class} checkpoint but this "
+            f"run builds {article(own_class)} {own_class}; {RESUME_FIX}"
         )
 
 
@@ -98,11 +105,13 @@ def check_same_settings(resume: Resume, config: dict[str, Any]) -> None:
     """The resumed run's training settings (TRAINING_KEYS) are the checkpoint's: refused otherwise, before anything
     is written, naming each difference."""
     saved = {"model": resume.hparams, "data": resume.checkpoint.get("datamodule_hyper_parameters", {})}
+    # A model class chosen by --model (pretraining) holds its settings under init_args.
+    given = {"model": config["model"].get("init_args", config["model"]), "data": config["data"]}
     changed = [
-        f"{section}.{key} {normalized(config[section][key])!r} (was {normalized(saved[section][key])!r})"
+        f"{section}.{key} {normalized(given[section][key])!r} (was {normalized(saved[section][key])!r})"
         for section, keys in TRAINING_KEYS.items() for key in keys
-        if key in saved[section] and key in config[section]
-        and normalized(config[section][key]) != normalized(saved[section][key])
+        if key in saved[section] and key in given[section]
+        and normalized(given[section][key]) != normalized(saved[section][key])
     ]
     first = resume.run_folder / "config.yaml" if resume.run_folder is not None else None
     started = (yaml.safe_load(first.read_text()) or {}) if first is not None and first.is_file() else {}

@@ -9,7 +9,12 @@ import yaml
 
 from project.errors import UserError
 
-SECTIONS = ("trainer", "model", "data")  # the sections that are constructor arguments: each must be a mapping
+SECTIONS = ("trainer", "model", "data")
+RENAMED_KEYS = {  # keys of earlier versions' configs: what replaced them
+    "objective": "pretraining's objective is now its model class: write `model:` with `class_path: "
+                 "project.models.SimCLRPretraining` and the model's settings under `init_args:`, as "
+                 "configs/cifar10_simclr.yaml does",
+}  # the sections that are constructor arguments: each must be a mapping
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -53,6 +58,8 @@ def check_config_files(args: list[str]) -> None:
         if not isinstance(content, dict):
             raise UserError(f"--config {str(path)!r} holds {kind(content)}, not settings: write "
                             f"`section: {{setting: value}}` mappings (see configs/)")
+        for key in RENAMED_KEYS.keys() & content.keys():
+            raise UserError(f"--config {str(path)!r}: `{key}:` is a setting of an earlier version; {RENAMED_KEYS[key]}")
         for section in SECTIONS:
             if content.get(section) is not None and not isinstance(content[section], dict):
                 raise UserError(f"--config {str(path)!r}: `{section}:` holds {kind(content[section])}, not "

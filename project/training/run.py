@@ -56,6 +56,10 @@ def lightning_notes_filtered() -> Iterator[None]:
         yield
 
 
+CHOOSING_CLASS = ("Pretraining: --model=ImageClassifier (the labels; the default) or --model=SimCLRPretraining (no "
+                  "labels) chooses the model; `--model.help ImageClassifier` (or SimCLRPretraining) lists its options.")
+
+
 @dataclass
 class RunResult:
     """What a finished run leaves: its test metrics, folder, and the trained objects (for studies)."""
@@ -119,7 +123,7 @@ def run(
     """One run, top to bottom: settings, data, model and its weights, Trainer, fit, test, summary."""
     start = time.perf_counter()
     settings = read_settings(model_class, args)  # parsed by LightningCLI; nothing built yet
-    plan = plan_run(settings.config, settings.subclass_mode_model)  # checked; the resume and the source read
+    plan = plan_run(settings.config, model_class)  # checked; the resume and the source read
     data, model = settings.build_data_and_model()  # the data's classes and shape linked into the model
     if plan.pretrained is not None:  # the source's backbone
         model.load_pretrained(plan.pretrained)
@@ -163,7 +167,9 @@ def read_settings(model_class: type[LightningModule], args: list[str]) -> Experi
         run=False,
         args=args,
         save_config_kwargs={"overwrite": False},
-        parser_kwargs={"exit_on_error": False},  # a bad option is one line from exits_on_user_error, not usage
+        # A bad option is one line from exits_on_user_error, not usage; --help says where a chosen class's options are.
+        parser_kwargs={"exit_on_error": False,
+                       **({"description": CHOOSING_CLASS} if model_class is BackboneModule else {})},
         # The modules build their own optimizer and schedule (parameter groups gated by the fine-tuning plan);
         # LightningCLI's --optimizer/--lr_scheduler would silently replace them.
         auto_configure_optimizers=False,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from jsonargparse import Namespace
 
 from project.checkpoints.pretrained import PretrainedBackbone
-from project.checkpoints.resume import Resume, check_epochs, check_writable, find_resume
+from project.checkpoints.resume import Resume, check_epochs, check_resume_class, check_writable, find_resume
 from project.checkpoints.run_claims import TEST_RECORD
 from project.errors import UserError
 from project.models import PRETRAINING_CLASSES
@@ -28,10 +28,11 @@ class RunPlan:
     input_note: str | None  # what the run's input is, when it comes from the weights or the resumed checkpoint
 
 
-def plan_run(config: Namespace, chooses_model_class: bool) -> RunPlan:
-    """Check `config` (the parsed settings) and complete it in place from the resumed checkpoint or the source."""
-    if chooses_model_class:
-        chosen = config["model"]["class_path"].rsplit(".", 1)[-1]
+def plan_run(config: Namespace, model_class: type) -> RunPlan:
+    """Check `config` (the parsed settings) and complete it in place from the resumed checkpoint or the source;
+    `model_class` is the class the command builds, or the base class when `--model` chooses it (pretraining)."""
+    chosen = config["model"]["class_path"].rsplit(".", 1)[-1] if "class_path" in config["model"] else None
+    if chosen is not None:
         if chosen not in {cls.__name__ for cls in PRETRAINING_CLASSES}:
             raise UserError(f"--model={chosen}: pretraining trains "
                             f"{' or '.join(cls.__name__ for cls in PRETRAINING_CLASSES)}; "
@@ -50,6 +51,7 @@ def plan_run(config: Namespace, chooses_model_class: bool) -> RunPlan:
     plan = RunPlan(logger_config, specs, resume, False, None, None)
     model = config["model"]
     if resume is not None:  # the input the resumed run trained under, and the model it holds
+        check_resume_class(resume, chosen or model_class.__name__)
         plan.input_note = fill_data_from_checkpoint(config["data"], resume.checkpoint.get("preprocessing"))
         plan.resume_finished = tested_already(resume, config["trainer"]["max_epochs"])
         check_writable(resume)

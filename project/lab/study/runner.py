@@ -187,7 +187,7 @@ def preview_run(args: list[str]) -> RunPreview:
             TransferClassifier, ImageDataModule, run=False, args=args, parser_kwargs={"exit_on_error": False},
             auto_configure_optimizers=False,
         )
-        plan = plan_run(settings.config, chooses_model_class=False)
+        plan = plan_run(settings.config, TransferClassifier)
         data, model = settings.build_data_and_model()
         if plan.pretrained is not None:  # weights that do not fit the model are refused before any run
             model.load_pretrained(plan.pretrained)
