@@ -32,11 +32,10 @@ def plan_run(config: Namespace, model_class: type) -> RunPlan:
     """Check `config` (the parsed settings) and complete it in place from the resumed checkpoint or the source;
     `model_class` is the class the command builds, or the base class when `--model` chooses it (pretraining)."""
     chosen = config["model"]["class_path"].rsplit(".", 1)[-1] if "class_path" in config["model"] else None
-    if chosen is not None:
-        if chosen not in {cls.__name__ for cls in PRETRAINING_CLASSES}:
-            raise UserError(f"--model={chosen}: pretraining trains "
-                            f"{' or '.join(cls.__name__ for cls in PRETRAINING_CLASSES)}; "
-                            f"fine-tuning (TransferClassifier) is scripts/finetune.py")
+    names = [cls.__name__ for cls in PRETRAINING_CLASSES]
+    if chosen is not None and chosen not in names:
+        raise UserError(f"--model={chosen}: pretraining trains {' or '.join(names)}; "
+                        f"fine-tuning (TransferClassifier) is scripts/finetune.py")
     # The loggers are built once the run folder is known (with the Trainer), not with the other classes.
     logger_config = config["trainer"]["logger"]
     specs = logger_specs(logger_config)
