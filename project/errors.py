@@ -86,8 +86,9 @@ def argument_error_line(message: str) -> str:
     key, detail = match.groups()
     not_a_config = re.match(r"Unable to load config '([^']+)'", detail)
     if not_a_config:  # a class name where the command takes only the class's settings (finetune's --model)
+        where = " (choosing a class is for scripts/pretrain.py's --model)" if key == "model" else ""
         return (f"--{key}={not_a_config.group(1)!r}: this command's {key} class is fixed; give its settings one by one "
-                f"(--{key}.<name>=...) or a YAML file of them (choosing a class is for scripts/pretrain.py's --model)")
+                f"(--{key}.<name>=...) or a YAML file of them{where}")
     nested = re.search(r"Problem with given class_path '[^']+':\s+Parser key \"([^\"]+)\":?\s*(.*?)(?=\n\s+- |\Z)",
                        detail, re.S)
     if nested:  # a class's own argument (--trainer.logger.offline=maybe): name it, not the class option

@@ -262,6 +262,8 @@ CASES = [
     ("F54", "finetune", ["--model.pretrained={good}", "--model=SimCLRPretraining"], "--model='SimCLRPretraining': this "
      "command's model class is fixed; give its settings one by one (--model.<name>=...) or a YAML file of them "
      "(choosing a class is for scripts/pretrain.py's --model)"),
+    ("F55", "finetune", ["--model.pretrained={good}", "--data=foo"], "--data='foo': this command's data class is "
+     "fixed; give its settings one by one (--data.<name>=...) or a YAML file of them"),
     ("F53", "finetune", ["--model.pretrained={good}", "--model.semi_supervised=fixmatch", "--data.unlabelled_ratio=2",
                          "--data.samples_per_class=null"],
      "unlabelled_ratio=2 needs unlabelled images: set --data.samples_per_class (the training images beyond it form "

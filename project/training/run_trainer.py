@@ -50,6 +50,9 @@ def build_trainer(
 ) -> tuple[Trainer, RunFolderClaim]:
     """The Trainer LightningCLI builds from `settings`, writing into the run folder (claimed unless `claims` is
     False: a study's preview of a run claims nothing); `callbacks` (a caller's own) join the run's."""
+    # LightningCLI builds the Trainer (and its SaveConfigCallback) from its own settings: `trainer_defaults`,
+    # `save_config_kwargs` and `save_config_callback` are its constructor's arguments, kept as attributes, and the
+    # only route to what it builds; they are set here, just before `instantiate_trainer` reads them.
     config = settings.config
     output_dir, experiment, version = run_folder(config["output_dir"], config["experiment"], plan.resume)
     continuing = version is not None  # a resume, or a requeued SLURM job: its folder exists already
