@@ -51,6 +51,8 @@ def test_a_bad_setting_raises_the_scripts_one_line_error() -> None:
         run_study({"seeds": "not a list"})
     with pytest.raises(UserError, match="does not exist"):
         finetune({"model.pretrained": "no/such/run"})
+    with pytest.raises(UserError, match=r"temperature=-1.0 must be > 0"):  # raised inside the class --model chose
+        pretrain({"model": "SimCLRPretraining", "model.temperature": -1})
 
 
 def test_pretraining_from_python_chooses_its_model_class_as_the_script_does() -> None:

@@ -9,12 +9,12 @@ import yaml
 
 from project.errors import UserError
 
-SECTIONS = ("trainer", "model", "data")
+SECTIONS = ("trainer", "model", "data")  # the sections that are constructor arguments: each must be a mapping
 RENAMED_KEYS = {  # keys of earlier versions' configs: what replaced them
     "objective": "pretraining's objective is now its model class: write `model:` with `class_path: "
                  "project.models.SimCLRPretraining` and the model's settings under `init_args:`, as "
                  "configs/cifar10_simclr.yaml does",
-}  # the sections that are constructor arguments: each must be a mapping
+}
 
 
 class UniqueKeyLoader(yaml.SafeLoader):

@@ -21,7 +21,7 @@ from jsonargparse import ArgumentParser
 
 from project.config.files import as_overrides
 from project.config.shipped import config_dir
-from project.errors import UserError, argument_error_line
+from project.errors import UserError, argument_error_line, user_error_behind
 from project.lab.study.main import study
 from project.lab.study.summary import read_results
 from project.models import BackboneModule, TransferClassifier
@@ -98,6 +98,11 @@ def user_errors() -> Iterator[None]:
         yield
     except ArgumentError as error:
         raise UserError(argument_error_line(str(error))) from error
+    except ValueError as error:  # a class chosen by `model` is built inside jsonargparse, which wraps its UserError
+        cause = user_error_behind(error)
+        if cause is None:
+            raise
+        raise cause from error
 
 
 def shipped(config: str) -> str:
