@@ -7,8 +7,9 @@ import sys
 import pytest
 from tiny_settings import SCRIPTS
 
-from project.lab.benchmarking.main import interleaved_rounds, paired, spread
+from project.lab.benchmarking.main import interleaved_rounds
 from project.lab.benchmarking.main import main as benchmark_main
+from project.lab.benchmarking.rounds import paired, spread
 
 MEDIAN_AND_RANGE = re.compile(r"^([\d,.]+) \(([\d,.]+)–([\d,.]+)\)$")
 
@@ -24,7 +25,7 @@ def median_and_range(cell: str) -> tuple[float, float, float]:
 def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
-         "--batch_size=16", "--workers=[0]", "--repeats=2", "--min_timed_seconds=0"],
+         "--batch_size=16", "--workers=[0]", "--repeats=2", "--min_timed_seconds=0", "--whole_run_rounds=2"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -53,9 +54,20 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     assert "mlp_mnist on cpu: generated MNIST-shaped data" in result.stdout
     assert "cnn_cifar on cpu: generated CIFAR-shaped PNGs" in result.stdout
     assert result.stdout.count("median of 2 interleaved rounds (min–max), each ratio taken within a round") == 2
-    phases = [row.split(" | ")[0][2:] for row in rows if not row[2].isdigit() and not row.startswith(("| path", "|-"))]
-    assert phases[:7] == ["phase", "data", "training", "validation", "checkpoints", "test", "total"]
-    assert phases[-1] == "whole run / compute" and "whole run on cpu: " in result.stdout
+    whole_run = [row.removeprefix("| ").removesuffix(" |").split(" | ") for row in rows[rows.index(
+        "| phase | first run (decodes), s | runs reading the decode cache, s |") + 1:][:8]]
+    assert [row[0] for row in whole_run[:6]] == ["data", "training", "validation", "checkpoints", "test", "total"]
+    assert whole_run[6][0].startswith("compute: 1 epochs") and whole_run[7][0] == "whole run / compute"
+    for _, first_run, cached_runs in whole_run:  # the first run timed once, the cached ones in rounds
+        median, low, high = median_and_range(cached_runs)
+        assert float(first_run) >= 0 and low <= median <= high
+    assert "then 2 interleaved rounds of a run reading the decode cache and its compute alone" in result.stdout
+    decoding = rows[rows.index("| decoding | images/s | × PIL alone |") + 1:]
+    assert [row.split(" | ")[0] for row in decoding] == [
+        "| PIL alone: open, convert to RGB, to an array",
+        "| this project: files listed, decoded, stacked into one tensor (no cache)"]
+    assert median_and_range(decoding[1].removesuffix(" |").split(" | ")[2])[0] > 0  # each round's project/PIL, then its median
+    assert "decoding 120 images of the folder: 2 interleaved rounds" in result.stdout
 
 
 def test_the_paths_are_timed_in_rounds_each_in_its_own_seeded_order():
@@ -89,7 +101,7 @@ def test_repeats_below_one_exit_2_with_one_line(repeats, capsys):
         benchmark_main([f"--repeats={repeats}", "--cases=[mlp_mnist]"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
-    assert err == f"error: --repeats {repeats} must be at least 1 (5, the default, is what the tables use)\n"
+    assert err == f"error: --repeats {repeats} must be at least 1 (9, the default, is what the tables use)\n"
 
 
 @pytest.mark.slow
@@ -138,6 +150,14 @@ def test_short_timings_get_more_rounds_until_every_path_has_its_timed_seconds():
     assert len(interleaved_rounds(paths, 7, timed_samples=100, min_seconds=0.5)) == 7  # never fewer than asked
     assert len(interleaved_rounds(paths, 2, timed_samples=100, min_seconds=1e6)) == MAX_ROUNDS  # and never endless
     assert len(interleaved_rounds(paths, 3)) == 3  # no minimum: the rounds asked for
+
+
+@pytest.mark.parametrize("option", ["--whole_run_rounds=0", "--whole_run_epochs=0"])
+def test_whole_run_rounds_or_epochs_below_one_exit_2_with_one_line(option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main([option, "--cases=[whole_run]"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "must each be at least 1" in err
 
 
 def test_a_negative_minimum_of_timed_seconds_exits_2_with_one_line(capsys):

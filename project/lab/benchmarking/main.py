@@ -1,7 +1,5 @@
 """`scripts/benchmark.py`: one table, every path side by side in interleaved rounds, same model, data and seed."""
 
-import random
-import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -26,7 +24,8 @@ from project.lab.benchmarking.paths import (
     prepared_batches,
     timed_rate,
 )
-from project.lab.benchmarking.whole_run import whole_run
+from project.lab.benchmarking.rounds import one_round, paired, spread
+from project.lab.benchmarking.whole_run import decoding, whole_run
 from project.models import ImageClassifier
 
 SEED = 0
@@ -144,36 +143,18 @@ MAX_ROUNDS = 30
 def interleaved_rounds(
     paths: Paths, repeats: int, timed_samples: int = 0, min_seconds: float = 0.0
 ) -> list[dict[str, Result]]:
-    """Every path once per round, in an order shuffled for each round (seeded by the round): each round's results.
+    """Every path once per round, each round in its own seeded order (see rounds.py): each round's results.
     At least `repeats` rounds, and more (up to MAX_ROUNDS) until every path has `min_seconds` of timed steps in all:
     the MLP's 40 timed steps take 30-70 ms, where a millisecond of noise is a few percent, and 5 rounds of them left
-    two runs' ratios 15-26 % apart on a quiet machine; 15 rounds, 2-5 % (measured 2026-12-07, 2 cores).
-
-    Rounds, not each path timed `repeats` times in turn: a burst of load on a shared machine then spoils one round,
-    which the median leaves out, not every timing of one path; and a ratio taken within a round compares paths timed
-    seconds apart, under much the same load. (Timed once each, in turn, the MLP's Lightning/plain read 0.80, then
-    1.50, minutes apart.) The shuffle keeps any path from always going first, or always after the same one (e.g.
-    after DataLoader workers that are still exiting)."""
+    two runs' ratios 15-26 % apart on a quiet machine; 15 rounds, 2-5 % (measured 2026-12-07, 2 cores)."""
     rounds: list[dict[str, Result]] = []
 
     def timed_enough() -> bool:
         return min(sum(timed_samples / each[name][0] for each in rounds) for name in paths) >= min_seconds
 
     while len(rounds) < repeats or (len(rounds) < MAX_ROUNDS and not timed_enough()):
-        order = list(paths)
-        random.Random(len(rounds)).shuffle(order)
-        rounds.append({name: paths[name]() for name in order})
+        rounds.append(one_round(paths, len(rounds)))
     return rounds
-
-
-def paired(rounds: list[dict[str, Result]], top: str, bottom: str) -> str:
-    """`median (min–max)` over the rounds of each round's own ratio of two paths' rates."""
-    return spread([each[top][0] / each[bottom][0] for each in rounds], ".2f")
-
-
-def spread(values: list[float], form: str) -> str:
-    """`median (min–max)` of a path's rates or ratios over the rounds."""
-    return f"{statistics.median(values):{form}} ({min(values):{form}}–{max(values):{form}})"
 
 
 def same_losses(plain: list[float], lightning: list[float]) -> bool:
@@ -203,9 +184,11 @@ def main(args: list[str] | None = None) -> None:
     # 12 s or more each. The MNIST sample has 62 batches, the generated CIFAR-shaped data 38: 60 changes little there.
     parser.add_argument("--batches", type=int, default=60, help="training steps per path and round")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
-    parser.add_argument("--repeats", type=int, default=5,
+    # 9 rounds and 2 s: two runs back to back on a quiet 2-core VM agreed within 5 % on every step ratio but one
+    # (8 %); 5 rounds and 0.5 s, up to 8 % on several (2026-12-07).
+    parser.add_argument("--repeats", type=int, default=9,
                         help="rounds of every path, interleaved, at least; each row is the median over them")
-    parser.add_argument("--min_timed_seconds", type=float, default=0.5,
+    parser.add_argument("--min_timed_seconds", type=float, default=2.0,
                         help=f"more rounds (up to {MAX_ROUNDS}) until every path has this many timed seconds in all")
     parser.add_argument("--batch_size", type=int | None, default=None,
                         help="of every case (null: 128 for the step cases, the config's own for the whole run)")
@@ -216,7 +199,10 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--cifar_archive", type=str | None, default=None,
                         help="a .tar.gz of one, extracted for the run (e.g. ../shared/data/cifar10-train-jpg.tar.gz)")
     parser.add_argument("--generated_size", type=int, default=5000, help="images generated where no data is given")
-    parser.add_argument("--whole_run_epochs", type=int, default=3, help="epochs of the whole-run case's runs")
+    # 1 epoch: the case is 1 + 3 runs now (a cold one, then rounds), where it was 2 runs of 3 epochs.
+    parser.add_argument("--whole_run_epochs", type=int, default=1, help="epochs of the whole-run case's runs")
+    parser.add_argument("--whole_run_rounds", type=int, default=3,
+                        help="rounds of the whole-run case (a cached run and its compute) and of the folder's decoding")
     parser.add_argument("--devices", type=list[Literal["cpu", "cuda"]] | None, default=None,
                         help="where to measure (default: the CPU, and the GPU when there is one)")
     with exits_on_user_error():
@@ -226,7 +212,10 @@ def main(args: list[str] | None = None) -> None:
         whole_run_batch_size = config.batch_size  # None: the real command's, as the config says
         config.batch_size = config.batch_size or STEP_BATCH_SIZE
         if config.repeats < 1:
-            raise UserError(f"--repeats {config.repeats} must be at least 1 (5, the default, is what the tables use)")
+            raise UserError(f"--repeats {config.repeats} must be at least 1 (9, the default, is what the tables use)")
+        if config.whole_run_rounds < 1 or config.whole_run_epochs < 1:
+            raise UserError(f"--whole_run_rounds {config.whole_run_rounds} and --whole_run_epochs "
+                            f"{config.whole_run_epochs} must each be at least 1")
         if config.min_timed_seconds < 0:
             raise UserError(f"--min_timed_seconds {config.min_timed_seconds} must be 0 or more (0: --repeats rounds)")
         if not 0 <= config.warmup < config.batches:
@@ -241,9 +230,11 @@ def main(args: list[str] | None = None) -> None:
                     if case == "whole_run":
                         folder, _ = cifar_folder(Path(scratch), config.cifar_folder, config.cifar_archive,
                                                  config.generated_size)
-                        rows = whole_run(
-                            folder, config.whole_run_epochs, whole_run_batch_size, Path(scratch) / device, device
-                        )
-                        print_table(rows, "| phase | first run (decodes), s | second run (decode cache), s |")
+                        rows = whole_run(folder, config.whole_run_epochs, whole_run_batch_size,
+                                         Path(scratch) / device, device, config.whole_run_rounds)
+                        print_table(rows, "| phase | first run (decodes), s | runs reading the decode cache, s |")
+                        if device == devices[0]:  # decoding is on the CPU whatever the device
+                            print_table(decoding(folder, config.whole_run_rounds),
+                                        "| decoding | images/s | × PIL alone |")
                     else:
                         print_table(measure(case, device, Path(scratch), config))

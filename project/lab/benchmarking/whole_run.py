@@ -1,8 +1,9 @@
-"""The whole-run case: the real pretraining run (cifar10_cnn.yaml on an image folder), twice, as a user waits for it.
+"""The whole-run case: the real pretraining run (cifar10_cnn.yaml on an image folder), as a user waits for it.
 
-The first run decodes the folder, the second reads the decode cache. Each run's wall time is split by phase
-(data, training, validation, checkpoint writes, test) and set next to its compute: the same model's
-training and evaluation steps alone, on batches already in memory, measured in the same process.
+The first run decodes the folder; then, in interleaved rounds, a run that reads the decode cache and the same
+model's training and evaluation steps alone, on batches already in memory (its compute). Each run's wall time is
+split by phase (data, training, validation, checkpoint writes, test) and set next to its compute, within a round.
+The folder's decoding is timed the same way, in rounds against PIL alone on the same files.
 """
 
 import copy
@@ -14,16 +15,18 @@ import torch
 from PIL import Image
 
 from project.config.shipped import config_path
-from project.data.image_files import image_files
-from project.data.image_folder import split_folders
+from project.data.image_folder import ImageFolderSource
 from project.lab.benchmarking.paths import compute_only, synchronize
+from project.lab.benchmarking.rounds import one_round, paired, spread
 from project.models import ImageClassifier
 from project.training.run import RunResult, fit_and_test
 
 PHASES = ("data", "training", "validation", "checkpoints", "test", "total")
 
 
-def whole_run(folder: str, epochs: int, batch_size: int | None, scratch: Path, device: str) -> list[tuple[str, ...]]:
+def whole_run(
+    folder: str, epochs: int, batch_size: int | None, scratch: Path, device: str, rounds: int
+) -> list[tuple[str, ...]]:
     """`batch_size`: None runs the config's own."""
     args = [
         "--config", str(config_path("cifar10_cnn.yaml")), "--data.dataset=imagefolder", f"--data.root={folder}",
@@ -32,20 +35,55 @@ def whole_run(folder: str, epochs: int, batch_size: int | None, scratch: Path, d
         "--experiment=whole_run", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         f"--trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "--trainer.devices=1",
     ]
-    cold, warm = fit_and_test(ImageClassifier, args), fit_and_test(ImageClassifier, args)
-    compute = compute_seconds(warm, epochs, device)
-    rows = [(phase, f"{cold.seconds[phase]:.1f}", f"{warm.seconds[phase]:.1f}") for phase in PHASES]
-    rows.append((f"compute: {epochs} epochs of training and evaluation steps alone", f"{compute:.1f}",
-                 f"{compute:.1f}"))
-    ratios = (f"{run.seconds['total'] / compute:.2f}" for run in (cold, warm))
-    rows.append(("whole run / compute", *ratios))
-    images = sum(len(split) for split in (warm.datamodule.train_set, warm.datamodule.val_set, warm.datamodule.test_set))
-    decode_seconds = cold.seconds["data"] - warm.seconds["data"]
-    # Too few images and the difference is below the timer's noise: say so instead of printing a rate.
-    decode = f"{images / decode_seconds:,.0f} images/s" if decode_seconds > 0.1 else "too few images to measure"
-    print(f"\nwhole run on {device}: {images} images, {epochs} epochs; decoding the folder (first run's data time "
-          f"less the second's): {decode}, PIL alone on the same files: {pil_decode_rate(folder):,.0f} images/s")
+    cold = fit_and_test(ImageClassifier, args)  # decodes the folder and writes the cache the rounds read
+    cold_compute = compute_seconds(cold, epochs, device)  # right after it, as each round pairs its own
+    measured = [
+        one_round({"run": lambda: fit_and_test(ImageClassifier, args).seconds,
+                   "compute": lambda: compute_seconds(cold, epochs, device)}, index)
+        for index in range(rounds)
+    ]
+    rows = [(phase, f"{cold.seconds[phase]:.1f}", spread([each["run"][phase] for each in measured], ".1f"))
+            for phase in PHASES]
+    rows.append((f"compute: {epochs} epochs of training and evaluation steps alone", f"{cold_compute:.1f}",
+                 spread([each["compute"] for each in measured], ".1f")))
+    rows.append(("whole run / compute", f"{cold.seconds['total'] / cold_compute:.2f}",
+                 spread([each["run"]["total"] / each["compute"] for each in measured], ".2f")))
+    print(f"\nwhole run on {device}: {data_size(cold)} images, {epochs} epochs; the first run decodes the folder, "
+          f"then {rounds} interleaved rounds of a run reading the decode cache and its compute alone: median "
+          f"(min–max), each ratio taken within a round")
     return rows
+
+
+def decoding(folder: str, rounds: int) -> list[tuple[str, ...]]:
+    """The run's reading of the folder without the decode cache (every file listed, decoded, stacked) against PIL
+    alone on the same files, in interleaved rounds: images/s and each round's ratio."""
+    files = [path for split in ImageFolderSource(folder, None, None, True, 0).files.values() for path, _ in split]
+
+    def project() -> tuple[float]:
+        start = time.perf_counter()
+        ImageFolderSource(folder, None, None, in_memory=True, memory_limit_gb=0).load()
+        return (len(files) / (time.perf_counter() - start),)
+
+    def pil_alone() -> tuple[float]:
+        start = time.perf_counter()
+        for path in files:
+            with Image.open(path) as image:
+                np.asarray(image.convert("RGB"))
+        return (len(files) / (time.perf_counter() - start),)
+
+    measured = [one_round({"project": project, "pil": pil_alone}, index) for index in range(rounds)]
+    print(f"\ndecoding {len(files):,} images of the folder: {rounds} interleaved rounds, median (min–max)")
+    return [
+        ("PIL alone: open, convert to RGB, to an array", spread([each["pil"][0] for each in measured], ",.0f"),
+         "1.00"),
+        ("this project: files listed, decoded, stacked into one tensor (no cache)",
+         spread([each["project"][0] for each in measured], ",.0f"), paired(measured, "project", "pil")),
+    ]
+
+
+def data_size(run: RunResult) -> int:
+    data = run.datamodule
+    return sum(len(split) for split in (data.train_set, data.val_set, data.test_set))
 
 
 def compute_seconds(run: RunResult, epochs: int, device: str) -> float:
@@ -72,14 +110,3 @@ def evaluation_rate(model: ImageClassifier, data, device: str) -> float:
         model(batch)
     synchronize(device)
     return len(images) / (time.perf_counter() - start)
-
-
-def pil_decode_rate(folder: str, count: int = 2000) -> float:
-    """Images per second PIL decodes of the folder's files (open, convert, to an array): the floor of any decoding."""
-    files = image_files(split_folders(folder)["train"])
-    chosen = [files[i] for i in np.random.default_rng(0).permutation(len(files))[:count]]
-    start = time.perf_counter()
-    for path in chosen:
-        with Image.open(path) as image:
-            np.asarray(image.convert("RGB"))
-    return len(chosen) / (time.perf_counter() - start)
