@@ -8,6 +8,7 @@ per benchmark, moved 10 % and 23 % between two runs on a quiet machine.) The shu
 going first, or always after the same one (e.g. after DataLoader workers that are still exiting).
 """
 
+import gc
 import random
 import statistics
 from collections.abc import Callable
@@ -20,7 +21,14 @@ def one_round(paths: dict[str, Callable[[], Timing]], index: int) -> dict[str, T
     """Every path called once, in an order shuffled by the round's index (so reruns take the same orders)."""
     order = list(paths)
     random.Random(index).shuffle(order)
-    return {name: paths[name]() for name in order}
+    timings = {}
+    for name in order:
+        # Every path starts with no garbage left by the one before (a Trainer leaves thousands of objects), so
+        # Python's collections fall at the same points of its own steps in every round, not wherever the previous
+        # path's leftovers push them. Collections stay on while it runs: a user's training pays for them too.
+        gc.collect()
+        timings[name] = paths[name]()
+    return timings
 
 
 def paired(rounds: list[dict[str, tuple[float, ...]]], top: str, bottom: str) -> str:
