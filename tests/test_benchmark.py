@@ -66,7 +66,7 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
     assert [row.split(" | ")[0] for row in decoding] == [
         "| PIL alone: open, convert to RGB, to an array",
         "| this project: files listed, decoded, stacked into one tensor (no cache)"]
-    assert median_and_range(decoding[1].removesuffix(" |").split(" | ")[2])[0] > 0  # each round's project/PIL, then its median
+    assert median_and_range(decoding[1].removesuffix(" |").split(" | ")[2])[0] > 0  # a ratio per round
     assert "decoding 120 images of the folder: 2 interleaved rounds" in result.stdout
 
 

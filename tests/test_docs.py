@@ -147,7 +147,7 @@ def assert_parses(block: Block, name: str, arguments: list[str]) -> None:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """The README's main job, shrunk, in an empty folder: digits_pretrain and digits_finetune runs, plus a small
-    image folder `my_images/` for the own-images guide."""
+    image folder `my_images/` for the own-images guide, and another (`my_source_images/`) to pretrain on."""
     from conftest import write_image_folder
 
     folder = tmp_path_factory.mktemp("workspace")
@@ -158,6 +158,7 @@ def workspace(tmp_path_factory) -> Path:
             ALREADY_RUN.add((name,))
         assert (folder / "lightning_logs" / "digits_finetune" / "version_0" / "test_metrics.json").is_file()
     write_image_folder(folder / "my_images", per_class=40)  # 10 to train, 10 to validate and some to test, per class
+    write_image_folder(folder / "my_source_images", per_class=20, classes=("car", "ship", "truck"), seed=1)
     return folder
 
 
