@@ -4,7 +4,7 @@ page is in the navigation, and every link between pages and every anchor resolve
 import subprocess
 import sys
 
-import yaml
+from mkdocs.config import load_config
 from tiny_settings import REPOSITORY
 
 
@@ -20,7 +20,7 @@ def nav_pages(entries) -> set[str]:
 
 
 def test_every_guide_is_in_the_site_navigation():
-    config = yaml.load((REPOSITORY / "mkdocs.yml").read_text(), Loader=yaml.SafeLoader)
+    config = load_config(str(REPOSITORY / "mkdocs.yml"))
     guides = {path.name for path in (REPOSITORY / "docs").glob("*.md")}
     assert nav_pages(config["nav"]) == guides | {"index.md"}
 
