@@ -90,9 +90,9 @@ def compute_seconds(run: RunResult, epochs: int, device: str) -> float:
     """Seconds `epochs` of the run's training and evaluation steps take alone, at rates measured here and now."""
     data, model = run.datamodule, run.model
     batch = data.hparams.batch_size
-    # 120 training and 40 evaluation batches (about 5 s on 2 cores at the config's batch 64): 40 and 20, about 2 s
-    # extrapolated to a whole epoch, moved the whole run / compute ratio 11 % between two benchmarks.
-    batches = max(2, min(120, len(data.train_set) // batch))
+    # 40 batches: over 120 (at the config's peak lr, with no warm-up) the steps slowed as training went on, and the
+    # epoch's compute came out longer than the whole run's (measured 2026-12-07): a drifting model is no yardstick.
+    batches = max(2, min(40, len(data.train_set) // batch))
     train_rate = compute_only(model, data, batches, min(5, batches - 1), device)
     eval_rate = evaluation_rate(model, data, device)
     evaluated = epochs * len(data.val_set) + len(data.test_set)
@@ -103,7 +103,7 @@ def compute_seconds(run: RunResult, epochs: int, device: str) -> float:
 def evaluation_rate(model: ImageClassifier, data, device: str) -> float:
     """Images per second of forward passes alone on normalized batches in memory (validation and test steps)."""
     model = copy.deepcopy(model).to(device).eval()
-    images = data.val_set.images[: 40 * data.hparams.batch_size]
+    images = data.val_set.images[: 20 * data.hparams.batch_size]
     batches = [data.batch_transform(part.to(device), None)[0] for part in images.split(data.hparams.batch_size)]
     model(batches[0])  # warm-up
     synchronize(device)
