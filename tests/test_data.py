@@ -16,6 +16,7 @@ from torch import Tensor
 from project.data import ImageDataModule
 from project.data.batch_transforms import normalize, random_crop, random_horizontal_flip
 from project.data.digits import load_digits_images
+from project.data.image_files import holds_images, image_files, is_image
 from project.data.image_set import ImageSet
 from project.data.resumable_shuffle import ResumableShuffle
 from project.data.splits import stratified_split
@@ -607,3 +608,20 @@ def test_macos_zip_debris_is_neither_a_class_nor_an_image(tmp_path, make_image_f
     data.setup("fit")
     assert data.class_names == ["a", "b"]
     assert len(data.train_set) + len(data.val_set) + len(data.test_set) == 12
+
+
+def test_the_folder_walk_lists_what_a_sorted_rglob_would(tmp_path):
+    """The one-pass walk (os.scandir) gives the files, in the order, that `sorted(rglob("*"))` filtered gave: the
+    order fixes the seeded splits, so a faster walk must not reshuffle anyone's data or skip a file it took."""
+    root = tmp_path / "images"
+    for name in ("a/x.png", "a.png", "a/b/c.jpg", "a-b/d.PNG", "A/e.png", "z/notes.txt", "__MACOSX/a/f.png",
+                 "a/._g.png", "deep/1/2/3/h.webp", "b.png/i.png"):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not decoded here")
+    (root / "linked.png").symlink_to(root / "a.png")
+    (root / "linked_folder").symlink_to(root / "a", target_is_directory=True)  # listed but not walked, as rglob
+    expected = [path for path in sorted(root.rglob("*")) if is_image(path) and path.is_file()
+                and "__MACOSX" not in path.parts and not path.name.startswith("._")]
+    assert image_files(root) == expected and len(expected) == 8
+    assert not holds_images(root / "z") and holds_images(root / "deep")

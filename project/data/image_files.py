@@ -5,6 +5,7 @@ model sees the same pixels from an image folder, a prediction input or an export
 """
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +30,43 @@ def is_image(path: Path) -> bool:
 def image_files(folder: Path) -> list[Path]:
     """Every image file under `folder`, recursively, sorted by path; a folder it cannot read, or a link to a file
     that is gone, is an error naming it (rather than silently fewer images)."""
+    return list(walk_images(folder))
+
+
+def holds_images(folder: Path) -> bool:
+    """Whether any image file is under `folder`: the walk stops at the first."""
+    return next(walk_images(folder), None) is not None
+
+
+def walk_images(folder: Path) -> Iterator[Path]:
+    """The image files under `folder` in sorted path order, as `sorted(folder.rglob("*"))` filtered would give them
+    (each folder's entries sorted by name, a sub-folder's files right after its own name), without descending into
+    linked folders (as rglob does not); macOS's zip debris (`__MACOSX/`, `._*`) is skipped.
+
+    One `os.scandir` per folder: its entries know their own type, so a 50,000-file folder is walked without a stat
+    per file (the pathlib walk, a stat or three per file, took most of a cached run's 6 s data phase)."""
     if not os.access(folder, os.R_OK | os.X_OK):
         raise UserError(f"cannot read the folder {str(folder)!r} (permission denied): check its permissions")
-    files = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
-            raise UserError(f"cannot read the folder {str(path)!r} (permission denied): check its permissions")
-        if not is_image(path) or "__MACOSX" in path.parts or path.name.startswith("._"):  # macOS zip debris
+    if "__MACOSX" in folder.parts:
+        return
+    with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        path = folder / entry.name
+        if entry.is_dir():  # a linked folder counts here, and must be readable, but is not walked
+            if entry.is_symlink():
+                if not os.access(path, os.R_OK | os.X_OK):
+                    raise UserError(
+                        f"cannot read the folder {str(path)!r} (permission denied): check its permissions")
+            else:
+                yield from walk_images(path)
             continue
-        if path.is_symlink() and not path.exists():
+        if not is_image(path) or entry.name.startswith("._"):
+            continue
+        if entry.is_symlink() and not os.path.exists(entry.path):
             raise UserError(f"image {str(path)!r} is a link to a file that does not exist: remove or replace it")
-        if path.is_file():
-            files.append(path)
-    return files
+        if entry.is_file():
+            yield path
 
 
 def decode_image(path: Path) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 
 from project.data.batch_transforms import resize
 from project.data.decode_cache import cached_decode
-from project.data.image_files import IMAGE_EXTENSIONS, decode_image, image_files, image_header
+from project.data.image_files import IMAGE_EXTENSIONS, decode_image, holds_images, image_files, image_header
 from project.data.image_set import FileImageSet, ImageSet
 from project.errors import UserError
 from project.progress import Progress
@@ -132,7 +132,7 @@ def folder_class_names(root: str, cache_dir: str | None = None) -> list[str]:
         raise UserError(
             f"image folder {str(train)!r} has no class folders: put each class's images in {train}/<class_name>/"
         )
-    empty = [folder.name for folder in folders if not image_files(folder)]
+    empty = [folder.name for folder in folders if not holds_images(folder)]
     if empty:
         raise UserError(
             f"class folders {empty} in {str(train)!r} hold no images ({', '.join(sorted(IMAGE_EXTENSIONS))}): "
@@ -143,13 +143,19 @@ def folder_class_names(root: str, cache_dir: str | None = None) -> list[str]:
 
 def labelled_files(folder: Path, class_names: list[str]) -> LabelledFiles:
     """(path, label) of every image file under `folder/<class>/`, in a stable order."""
-    files = []
+    files, real_paths = [], []
     for label, name in enumerate(class_names):
         if (folder / name).is_dir():
-            files += [(path, label) for path in image_files(folder / name)]
+            class_folder = folder / name
+            real_folder = class_folder.resolve()
+            for path in image_files(class_folder):
+                files.append((path, label))
+                # The walk enters no linked folder, so only a linked file has a real path other than its class
+                # folder's own plus its place in it: one resolve per folder, not one per file.
+                real_paths.append(path.resolve() if path.is_symlink() else real_folder / path.relative_to(class_folder))
     labels_of: dict[Path, tuple[Path, int]] = {}
-    for path, label in files:  # one image under two classes would be one image with two labels
-        first = labels_of.setdefault(path.resolve(), (path, label))
+    for (path, label), real_path in zip(files, real_paths, strict=True):  # one image under two classes: two labels
+        first = labels_of.setdefault(real_path, (path, label))
         if first[1] != label:
             raise UserError(
                 f"the image {str(first[0])!r} (class {class_names[first[1]]!r}) is also {str(path)!r} (class "
