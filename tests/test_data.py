@@ -625,3 +625,10 @@ def test_the_folder_walk_lists_what_a_sorted_rglob_would(tmp_path):
                 and "__MACOSX" not in path.parts and not path.name.startswith("._")]
     assert image_files(root) == expected and len(expected) == 8
     assert not holds_images(root / "z") and holds_images(root / "deep")
+
+
+def test_a_link_that_loops_is_named_on_one_line_not_a_traceback(tmp_path, make_image_folder):
+    root = make_image_folder(tmp_path / "images", per_class=6, classes=("a", "b"))
+    (root / "a" / "self.png").symlink_to("self.png")  # a link to itself: stat fails with ELOOP
+    with pytest.raises(UserError, match=r"image '.*/a/self.png' is a link to a file that does not exist"):
+        image_files(root / "a")

@@ -53,7 +53,7 @@ def walk_images(folder: Path) -> Iterator[Path]:
         entries = sorted(scan, key=lambda entry: entry.name)
     for entry in entries:
         path = folder / entry.name
-        if entry.is_dir():  # a linked folder counts here, and must be readable, but is not walked
+        if is_folder(entry):  # a linked folder counts here, and must be readable, but is not walked
             if entry.is_symlink():
                 if not os.access(path, os.R_OK | os.X_OK):
                     raise UserError(
@@ -67,6 +67,15 @@ def walk_images(folder: Path) -> Iterator[Path]:
             raise UserError(f"image {str(path)!r} is a link to a file that does not exist: remove or replace it")
         if entry.is_file():
             yield path
+
+
+def is_folder(entry: os.DirEntry) -> bool:
+    """As Path.is_dir: a link that loops or leads nowhere is no folder (DirEntry.is_dir raises on a loop), so it is
+    then named as a link to a file that does not exist, not a traceback."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def decode_image(path: Path) -> Tensor:
