@@ -90,8 +90,8 @@ def compute_seconds(run: RunResult, epochs: int, device: str) -> float:
     """Seconds `epochs` of the run's training and evaluation steps take alone, at rates measured here and now."""
     data, model = run.datamodule, run.model
     batch = data.hparams.batch_size
-    # 40 batches: over 120 (at the config's peak lr, with no warm-up) the steps slowed as training went on, and the
-    # epoch's compute came out longer than the whole run's (measured 2026-12-07): a drifting model is no yardstick.
+    # 40 batches: over 120 (at the config's peak lr, with no warm-up) the epoch's compute came out longer than the
+    # whole run itself in both runs measured (2026-12-07); whether the training or the VM slowed it is not settled.
     batches = max(2, min(40, len(data.train_set) // batch))
     train_rate = compute_only(model, data, batches, min(5, batches - 1), device)
     eval_rate = evaluation_rate(model, data, device)
