@@ -1,6 +1,8 @@
 """scripts/benchmark.py on tiny generated data: it runs every path in interleaved rounds and prints its table."""
 
+import json
 import re
+import statistics
 import subprocess
 import sys
 
@@ -22,10 +24,11 @@ def median_and_range(cell: str) -> tuple[float, float, float]:
 
 
 @pytest.mark.slow
-def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
+def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses(tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
-         "--batch_size=16", "--workers=[0]", "--repeats=2", "--min_timed_seconds=0", "--whole_run_rounds=2"],
+         "--batch_size=16", "--workers=[0]", "--repeats=2", "--min_timed_seconds=0", "--whole_run_rounds=2",
+         f"--rounds_file={tmp_path / 'rounds.json'}"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -68,6 +71,19 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses():
         "| this project: files listed, decoded, stacked into one tensor (no cache)"]
     assert median_and_range(decoding[1].removesuffix(" |").split(" | ")[2])[0] > 0  # a ratio per round
     assert "decoding 120 images of the folder: 2 interleaved rounds" in result.stdout
+    # Every round's timings, from which the table's figures come: its medians recomputed from the file.
+    timings = json.loads((tmp_path / "rounds.json").read_text())
+    assert list(timings) == ["mlp_mnist on cpu", "cnn_cifar on cpu", "whole_run on cpu", "decoding"]
+    mlp = timings["mlp_mnist on cpu"]
+    assert len(mlp) == 2 and set(mlp[0]) == {"compute", "default", "torchvision 0", "plain", "minimal"}
+    default_over_plain = statistics.median(each["default"] / each["plain"] for each in mlp)
+    lightning_row = next(row for row in rows if row.startswith("| 4.") and " on " not in row)
+    assert f"Lightning/plain = {default_over_plain:.2f} (" in lightning_row
+    whole = timings["whole_run on cpu"]
+    assert len(whole) == 2 and set(whole[0]["run"]) == {"data", "training", "validation", "checkpoints", "test",
+                                                        "total"}
+    assert whole_run[7][2].startswith(f"{statistics.median(r['run']['total'] / r['compute'] for r in whole):.2f} (")
+    assert len(timings["decoding"]) == 2 and set(timings["decoding"][0]) == {"project", "pil"}
 
 
 def test_the_paths_are_timed_in_rounds_each_in_its_own_seeded_order():
@@ -158,6 +174,14 @@ def test_whole_run_rounds_or_epochs_below_one_exit_2_with_one_line(option, capsy
         benchmark_main([option, "--cases=[whole_run]"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "must each be at least 1" in err
+
+
+def test_a_rounds_file_in_a_folder_that_does_not_exist_exits_2_before_any_timing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main([f"--rounds_file={tmp_path / 'nowhere' / 'rounds.json'}", "--cases=[mlp_mnist]"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (f"error: --rounds_file {tmp_path / 'nowhere' / 'rounds.json'}: its folder does "
+                                       f"not exist; create it, or name another file\n")
 
 
 def test_a_negative_minimum_of_timed_seconds_exits_2_with_one_line(capsys):

@@ -1,5 +1,6 @@
 """`scripts/benchmark.py`: one table, every path side by side in interleaved rounds, same model, data and seed."""
 
+import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -67,7 +68,8 @@ def new_model(case: str, data: ImageDataModule) -> ImageClassifier:
     )
 
 
-def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str, str, str]]:
+def measure(case: str, device: str, scratch: Path, args) -> tuple[list[tuple[str, str, str, str]], list[dict]]:
+    """The case's table rows, and every round's samples/s by path."""
     data, usual, source = case_setup(case, scratch, args)
     template = new_model(case, data)
     # One epoch at most, so every path sees the same batches (the 8,000-image MNIST sample has 62 of 128).
@@ -103,7 +105,7 @@ def measure(case: str, device: str, scratch: Path, args) -> list[tuple[str, str,
                     f"minimal Lightning/plain = {paired(rounds, 'minimal', 'plain')}"))
     print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up; "
           f"median of {len(rounds)} interleaved rounds (min–max), each ratio taken within a round")
-    return rows
+    return rows, [{name: rate for name, (rate, _) in each.items()} for each in rounds]
 
 
 def case_paths(
@@ -203,6 +205,8 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--whole_run_epochs", type=int, default=1, help="epochs of the whole-run case's runs")
     parser.add_argument("--whole_run_rounds", type=int, default=3,
                         help="rounds of the whole-run case (a cached run and its compute) and of the folder's decoding")
+    parser.add_argument("--rounds_file", type=str | None, default=None,
+                        help="also write every round's timings there, as JSON (to recompute any figure)")
     parser.add_argument("--devices", type=list[Literal["cpu", "cuda"]] | None, default=None,
                         help="where to measure (default: the CPU, and the GPU when there is one)")
     with exits_on_user_error():
@@ -220,21 +224,29 @@ def main(args: list[str] | None = None) -> None:
             raise UserError(f"--min_timed_seconds {config.min_timed_seconds} must be 0 or more (0: --repeats rounds)")
         if not 0 <= config.warmup < config.batches:
             raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
+        if config.rounds_file and not Path(config.rounds_file).absolute().parent.is_dir():
+            raise UserError(f"--rounds_file {config.rounds_file}: its folder does not exist; create it, or name "
+                            f"another file")
         devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
         if "cuda" in devices and not torch.cuda.is_available():
             raise UserError("--devices asks for cuda, but this machine has no usable CUDA GPU")
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}")
+        timings = {}  # "case on device" -> every round's timings
         with tempfile.TemporaryDirectory() as scratch:
             for device in devices:
                 for case in config.cases:
                     if case == "whole_run":
                         folder, _ = cifar_folder(Path(scratch), config.cifar_folder, config.cifar_archive,
                                                  config.generated_size)
-                        rows = whole_run(folder, config.whole_run_epochs, whole_run_batch_size,
-                                         Path(scratch) / device, device, config.whole_run_rounds)
+                        rows, timings[f"whole_run on {device}"] = whole_run(
+                            folder, config.whole_run_epochs, whole_run_batch_size, Path(scratch) / device, device,
+                            config.whole_run_rounds)
                         print_table(rows, "| phase | first run (decodes), s | runs reading the decode cache, s |")
                         if device == devices[0]:  # decoding is on the CPU whatever the device
-                            print_table(decoding(folder, config.whole_run_rounds),
-                                        "| decoding | images/s | × PIL alone |")
+                            rows, timings["decoding"] = decoding(folder, config.whole_run_rounds)
+                            print_table(rows, "| decoding | images/s | × PIL alone |")
                     else:
-                        print_table(measure(case, device, Path(scratch), config))
+                        rows, timings[f"{case} on {device}"] = measure(case, device, Path(scratch), config)
+                        print_table(rows)
+                    if config.rounds_file:  # after every case, so an interrupted benchmark keeps what it measured
+                        Path(config.rounds_file).write_text(json.dumps(timings, indent=1) + "\n")

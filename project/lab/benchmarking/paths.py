@@ -81,9 +81,11 @@ def timed_rate(stopwatch: Stopwatch, batches: int, warmup: int, batch_size: int)
     return (batches - warmup) * batch_size / (stopwatch.end - stopwatch.start)
 
 
-def compute_only(model: ImageClassifier, data: ImageDataModule, batches: int, warmup: int, device: str) -> float:
+def compute_only(
+    model: ImageClassifier, data: ImageDataModule, batches: int, warmup: int, device: str, lr: float | None = None
+) -> float:
     """The limit: batches already normalized in memory on the device, then forward, backward, step, nothing else."""
-    return compute_rate(model, prepared_batches(data, batches, device), warmup, data.hparams.batch_size, device)
+    return compute_rate(model, prepared_batches(data, batches, device), warmup, data.hparams.batch_size, device, lr)
 
 
 def prepared_batches(data: ImageDataModule, batches: int, device: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -102,11 +104,12 @@ def prepared_batches(data: ImageDataModule, batches: int, device: str) -> list[t
 
 def compute_rate(
     model: ImageClassifier, prepared: list[tuple[torch.Tensor, torch.Tensor]], warmup: int, batch_size: int,
-    device: str,
+    device: str, lr: float | None = None,
 ) -> float:
-    """Samples per second of forward, backward and step alone on `prepared` batches, a copy of `model` trained."""
+    """Samples per second of forward, backward and step alone on `prepared` batches, a copy of `model` trained
+    (at `lr`, or the model's own)."""
     model = copy.deepcopy(model).to(device).train()
-    optimizer = sgd(model, model.hparams.lr)
+    optimizer = sgd(model, model.hparams.lr if lr is None else lr)
     for step, (images, labels) in enumerate(prepared):
         if step == warmup:
             synchronize(device)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lightning.pytorch import seed_everything
 from PIL import Image
 
 from project.config.shipped import config_path
@@ -21,13 +22,15 @@ from project.lab.benchmarking.rounds import one_round, paired, spread
 from project.models import ImageClassifier
 from project.training.run import RunResult, fit_and_test
 
+COMPUTE_BATCHES = 130  # 120 timed after 10 warm-up: about 5 s at batch 64 on 2 cores
 PHASES = ("data", "training", "validation", "checkpoints", "test", "total")
 
 
 def whole_run(
     folder: str, epochs: int, batch_size: int | None, scratch: Path, device: str, rounds: int
-) -> list[tuple[str, ...]]:
-    """`batch_size`: None runs the config's own."""
+) -> tuple[list[tuple[str, ...]], list[dict]]:
+    """The table's rows, and every round's seconds (the cached run's by phase, its compute). `batch_size`: None runs
+    the config's own."""
     args = [
         "--config", str(config_path("cifar10_cnn.yaml")), "--data.dataset=imagefolder", f"--data.root={folder}",
         f"--data.cache_dir={scratch / 'decode_cache'}", *([f"--data.batch_size={batch_size}"] if batch_size else []),
@@ -51,12 +54,13 @@ def whole_run(
     print(f"\nwhole run on {device}: {data_size(cold)} images, {epochs} epochs; the first run decodes the folder, "
           f"then {rounds} interleaved rounds of a run reading the decode cache and its compute alone: median "
           f"(min–max), each ratio taken within a round")
-    return rows
+    return rows, measured
 
 
-def decoding(folder: str, rounds: int) -> list[tuple[str, ...]]:
+def decoding(folder: str, rounds: int) -> tuple[list[tuple[str, ...]], list[dict]]:
     """The run's reading of the folder without the decode cache (every file listed, decoded, stacked) against PIL
-    alone on the same files, in interleaved rounds: images/s and each round's ratio."""
+    alone on the same files, in interleaved rounds: the rows (images/s and each round's ratio), every round's
+    images/s."""
     files = [path for split in ImageFolderSource(folder, None, None, True, 0).files.values() for path, _ in split]
 
     def project() -> tuple[float]:
@@ -78,7 +82,7 @@ def decoding(folder: str, rounds: int) -> list[tuple[str, ...]]:
          "1.00"),
         ("this project: files listed, decoded, stacked into one tensor (no cache)",
          spread([each["project"][0] for each in measured], ",.0f"), paired(measured, "project", "pil")),
-    ]
+    ], [{name: rate for name, (rate,) in each.items()} for each in measured]
 
 
 def data_size(run: RunResult) -> int:
@@ -88,13 +92,18 @@ def data_size(run: RunResult) -> int:
 
 def compute_seconds(run: RunResult, epochs: int, device: str) -> float:
     """Seconds `epochs` of the run's training and evaluation steps take alone, at rates measured here and now."""
-    data, model = run.datamodule, run.model
+    data = run.datamodule
     batch = data.hparams.batch_size
-    # 40 batches: over 120 (at the config's peak lr, with no warm-up) the epoch's compute came out longer than the
-    # whole run itself in both runs measured (2026-12-07); whether the training or the VM slowed it is not settled.
-    batches = max(2, min(40, len(data.train_set) // batch))
-    train_rate = compute_only(model, data, batches, min(5, batches - 1), device)
-    eval_rate = evaluation_rate(model, data, device)
+    # The steps of a new model, as the run starts, at lr 0: every step does the same arithmetic, and the weights
+    # stay where they are, so each step costs what the one before did and a few seconds of them time a whole epoch.
+    # (Trained on, the finished model at the config's peak lr with no warm-up: its 40 steps read the whole run
+    # 1.17, then 0.89 times its compute, a run faster than its compute; over 120 steps, longer than the run.)
+    seed_everything(0, verbose=False)
+    # Without `_class_path` and `_instantiator`: LightningCLI's record of how it built the model, not arguments.
+    start = ImageClassifier(**{key: value for key, value in run.model.hparams.items() if not key.startswith("_")})
+    batches = max(2, min(COMPUTE_BATCHES, len(data.train_set) // batch))
+    train_rate = compute_only(start, data, batches, min(10, batches - 1), device, lr=0.0)
+    eval_rate = evaluation_rate(start, data, device)
     evaluated = epochs * len(data.val_set) + len(data.test_set)
     return epochs * len(data.train_set) / train_rate + evaluated / eval_rate
 
