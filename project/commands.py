@@ -12,6 +12,7 @@ from project.evaluation.export import main as export_main
 from project.evaluation.predict import main as predict_main
 from project.evaluation.run_report import main as report_main
 from project.lab.benchmarking.backbone_speed import main as backbone_benchmark_main
+from project.lab.benchmarking.compare import main as compare_benchmarks_main
 from project.lab.benchmarking.gpu_check import main as gpu_check_main
 from project.lab.benchmarking.main import main as benchmark_main
 from project.lab.study.main import main as study_main
@@ -70,6 +71,11 @@ def transferability() -> None:
 def benchmark() -> None:
     """Throughput of this project's data path against the alternatives, as a table."""
     benchmark_main()
+
+
+def compare_benchmarks() -> None:
+    """Two benchmark runs' ratios side by side (their --rounds_file), and how far apart."""
+    compare_benchmarks_main()
 
 
 def backbone_benchmark() -> None:

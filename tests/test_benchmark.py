@@ -9,9 +9,10 @@ import sys
 import pytest
 from tiny_settings import SCRIPTS
 
+from project.lab.benchmarking import rounds as rounds_module
 from project.lab.benchmarking.main import interleaved_rounds
 from project.lab.benchmarking.main import main as benchmark_main
-from project.lab.benchmarking.rounds import paired, spread
+from project.lab.benchmarking.rounds import median_interval, paired, pinned, spread, step_ratios
 
 MEDIAN_AND_RANGE = re.compile(r"^([\d,.]+) \(([\d,.]+)–([\d,.]+)\)$")
 
@@ -27,7 +28,7 @@ def median_and_range(cell: str) -> tuple[float, float, float]:
 def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses(tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
-         "--batch_size=16", "--workers=[0]", "--repeats=2", "--min_timed_seconds=0", "--whole_run_rounds=2",
+         "--batch_size=16", "--workers=[0]", "--repeats=2", "--max_minutes=0", "--whole_run_rounds=2",
          f"--rounds_file={tmp_path / 'rounds.json'}"],
         capture_output=True, text=True, timeout=600,
     )
@@ -56,7 +57,8 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses(tm
             assert median_and_range(notes.removeprefix("minimal Lightning/plain = "))[0] > 0
     assert "mlp_mnist on cpu: generated MNIST-shaped data" in result.stdout
     assert "cnn_cifar on cpu: generated CIFAR-shaped PNGs" in result.stdout
-    assert result.stdout.count("median of 2 interleaved rounds (min–max), each ratio taken within a round") == 2
+    assert result.stdout.count("median of 2 interleaved rounds: samples/s (min–max), each ratio taken within a round "
+                               "(the median's 95 % interval); ") == 2
     whole_run = [row.removeprefix("| ").removesuffix(" |").split(" | ") for row in rows[rows.index(
         "| phase | first run (decodes), s | runs reading the decode cache, s |") + 1:][:8]]
     assert [row[0] for row in whole_run[:6]] == ["data", "training", "validation", "checkpoints", "test", "total"]
@@ -86,7 +88,14 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses(tm
     assert len(timings["decoding"]) == 2 and set(timings["decoding"][0]) == {"project", "pil"}
 
 
-def test_the_paths_are_timed_in_rounds_each_in_its_own_seeded_order():
+@pytest.fixture
+def no_collections(monkeypatch):
+    """A round's garbage collection before each path costs ~0.2 s in the suite's large heap: 100 of them in these
+    tests of the loop's logic alone took half a minute."""
+    monkeypatch.setattr(rounds_module.gc, "collect", lambda: 0)
+
+
+def test_the_paths_are_timed_in_rounds_each_in_its_own_seeded_order(no_collections):
     calls = []
     paths = {name: (lambda name=name: calls.append(name) or (len(calls), [])) for name in "abcdef"}
     rounds = interleaved_rounds(paths, 4)
@@ -158,14 +167,27 @@ def test_a_bad_backbone_benchmark_setting_exits_2_with_one_line(args, capsys):
     assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ")
 
 
-def test_short_timings_get_more_rounds_until_every_path_has_its_timed_seconds():
+def test_more_rounds_until_the_ratios_are_pinned_within_the_time_given(no_collections):
     from project.lab.benchmarking.main import MAX_ROUNDS, interleaved_rounds
 
-    paths = {"fast": lambda: (1000.0, []), "slow": lambda: (100.0, [])}  # 100 samples: 0.1 s and 1 s a round
-    assert len(interleaved_rounds(paths, 2, timed_samples=100, min_seconds=0.5)) == 5  # the fast path's 5 × 0.1 s
-    assert len(interleaved_rounds(paths, 7, timed_samples=100, min_seconds=0.5)) == 7  # never fewer than asked
-    assert len(interleaved_rounds(paths, 2, timed_samples=100, min_seconds=1e6)) == MAX_ROUNDS  # and never endless
-    assert len(interleaved_rounds(paths, 3)) == 3  # no minimum: the rounds asked for
+    paths = {"a": lambda: (1.0, []), "b": lambda: (2.0, [])}
+    assert len(interleaved_rounds(paths, 2, lambda rounds: len(rounds) >= 5, 60)) == 5  # until settled
+    assert len(interleaved_rounds(paths, 7, lambda rounds: True, 60)) == 7  # never fewer than asked
+    assert len(interleaved_rounds(paths, 2, lambda rounds: False, 60)) == MAX_ROUNDS  # and never endless
+    assert len(interleaved_rounds(paths, 3, lambda rounds: False, 0)) == 3  # no time: the rounds asked for
+
+
+def test_the_median_interval_is_the_distribution_free_order_statistic_one():
+    assert median_interval([5.0, 1.0, 3.0]) == (1.0, 5.0)  # too few for 95 %: min–max
+    assert median_interval(range(1, 10)) == (2, 8)  # 9: the 2nd and 8th, coverage 1 - 2 * 10/512 = 96 %
+    assert median_interval(range(1, 31)) == (10, 21)  # 30: P(B <= 9) = 0.021, P(B <= 10) = 0.049
+    # The rule on ratios: pinned when every ratio's interval is within the precision.
+    steady = [{"a": (1.0 + 0.001 * i, []), "b": (1.0, [])} for i in range(9)]
+    noisy = [{"a": (1.0 + 0.03 * i, []), "b": (1.0, [])} for i in range(9)]
+    assert pinned(steady, [("a", "b")], 0.05) and not pinned(noisy, [("a", "b")], 0.05)
+    assert step_ratios(["compute", "default", "torchvision 0", "plain", "minimal"]) == [
+        ("default", "compute"), ("torchvision 0", "compute"), ("plain", "compute"), ("minimal", "compute"),
+        ("default", "torchvision 0"), ("default", "plain"), ("minimal", "plain")]
 
 
 @pytest.mark.parametrize("option", ["--whole_run_rounds=0", "--whole_run_epochs=0"])
@@ -184,8 +206,45 @@ def test_a_rounds_file_in_a_folder_that_does_not_exist_exits_2_before_any_timing
                                        f"not exist; create it, or name another file\n")
 
 
-def test_a_negative_minimum_of_timed_seconds_exits_2_with_one_line(capsys):
+@pytest.mark.parametrize("option", ["--precision=0", "--max_minutes=-1"])
+def test_a_precision_of_zero_or_negative_minutes_exit_2_with_one_line(option, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        benchmark_main(["--min_timed_seconds=-1", "--cases=[mlp_mnist]"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "error: --min_timed_seconds -1.0 must be 0 or more (0: --repeats rounds)\n"
+        benchmark_main([option, "--cases=[mlp_mnist]"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "must be above 0 and --max_minutes" in err
+
+
+def test_compare_prints_every_ratio_of_two_runs_and_how_far_apart(tmp_path, capsys):
+    from project.lab.benchmarking.compare import main as compare_main
+
+    def rounds(default: float, whole: float) -> dict:
+        step = [{"compute": 100.0, "default": default, "torchvision 0": 10.0, "plain": 80.0, "minimal": 60.0},
+                {"compute": 50.0, "default": default / 2, "torchvision 0": 5.0, "plain": 40.0, "minimal": 30.0}]
+        return {"mlp_mnist on cpu": step, "whole_run on cpu": [{"run": {"total": whole}, "compute": 10.0}],
+                "decoding": [{"project": 1.0, "pil": 2.0}, {"project": 3.0, "pil": 4.0}, {"project": 1.0, "pil": 5.0}]}
+
+    (tmp_path / "a.json").write_text(json.dumps(rounds(default=50.0, whole=12.0)))
+    (tmp_path / "b.json").write_text(json.dumps(rounds(default=55.0, whole=12.0)))
+    compare_main([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[2:6] == ["| mlp_mnist on cpu: default / compute | 0.50 | 0.55 | 10.0% |",
+                        "| mlp_mnist on cpu: torchvision 0 / compute | 0.10 | 0.10 | 0.0% |",
+                        "| mlp_mnist on cpu: plain / compute | 0.80 | 0.80 | 0.0% |",
+                        "| mlp_mnist on cpu: minimal / compute | 0.60 | 0.60 | 0.0% |"]
+    assert "| mlp_mnist on cpu: default / torchvision 0 | 5.00 | 5.50 | 10.0% |" in out
+    assert "| mlp_mnist on cpu: default / plain | 0.62 | 0.69 | 10.0% |" in out
+    assert "| whole_run on cpu: whole run / compute | 1.20 | 1.20 | 0.0% |" in out
+    assert "| decoding: project / PIL alone | 0.50 | 0.50 | 0.0% |" in out  # the median of 0.5, 0.75, 0.2
+    assert out[-1] == "largest apart: 10.0% (9 ratios)"
+
+
+@pytest.mark.parametrize("content", ["not json", '{"mlp_mnist on cpu": [{"compute": 1.0}]}', "[1, 2]"])
+def test_compare_refuses_a_file_that_is_not_a_rounds_file_with_one_line(content, tmp_path, capsys):
+    from project.lab.benchmarking.compare import main as compare_main
+
+    (tmp_path / "bad.json").write_text(content)
+    (tmp_path / "good.json").write_text('{"decoding": [{"project": 1.0, "pil": 2.0}]}')
+    with pytest.raises(SystemExit) as exit_info:
+        compare_main([str(tmp_path / "bad.json"), str(tmp_path / "good.json")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "rounds file" in err

@@ -3,6 +3,7 @@
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,15 @@ from project.lab.benchmarking.paths import (
     prepared_batches,
     timed_rate,
 )
-from project.lab.benchmarking.rounds import one_round, paired, spread
+from project.lab.benchmarking.rounds import (
+    median_interval,
+    one_round,
+    paired,
+    pinned,
+    round_ratios,
+    spread,
+    step_ratios,
+)
 from project.lab.benchmarking.whole_run import decoding, whole_run
 from project.models import ImageClassifier
 
@@ -80,8 +89,10 @@ def measure(case: str, device: str, scratch: Path, args) -> tuple[list[tuple[str
             f"at least 2 are needed: lower --batch_size or raise --generated_size"
         )
     warm = min(args.warmup, n - 1)
-    rounds = interleaved_rounds(case_paths(template, data, usual, n, warm, device, args), args.repeats,
-                                timed_samples=(n - warm) * args.batch_size, min_seconds=args.min_timed_seconds)
+    paths = case_paths(template, data, usual, n, warm, device, args)
+    ratios = step_ratios(paths)
+    rounds = interleaved_rounds(paths, args.repeats, lambda done: pinned(done, ratios, args.precision),
+                                args.max_minutes * 60)
     # Every round's plain loop and default path against the first round's plain loop: the same losses show the
     # paths train the same model, and every round starts from the same weights.
     equal = [all(same_losses(rounds[0]["plain"][1], each[name][1]) for name in ("plain", "default")) for each in rounds]
@@ -104,7 +115,8 @@ def measure(case: str, device: str, scratch: Path, args) -> tuple[list[tuple[str
     rows.append(row("5. Lightning's floor: a minimal LightningModule, same data path", "minimal",
                     f"minimal Lightning/plain = {paired(rounds, 'minimal', 'plain')}"))
     print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up; "
-          f"median of {len(rounds)} interleaved rounds (min–max), each ratio taken within a round")
+          f"median of {len(rounds)} interleaved rounds: samples/s (min–max), each ratio taken within a round (the "
+          f"median's 95 % interval); {precision_verdict(rounds, ratios, args.precision)}")
     return rows, [{name: rate for name, (rate, _) in each.items()} for each in rounds]
 
 
@@ -139,24 +151,36 @@ def case_paths(
     }
 
 
-MAX_ROUNDS = 30
+MAX_ROUNDS = 60
 
 
 def interleaved_rounds(
-    paths: Paths, repeats: int, timed_samples: int = 0, min_seconds: float = 0.0
+    paths: Paths, repeats: int, settled: Callable[[list[dict[str, Result]]], bool] = lambda rounds: True,
+    max_seconds: float = 0.0,
 ) -> list[dict[str, Result]]:
     """Every path once per round, each round in its own seeded order (see rounds.py): each round's results.
-    At least `repeats` rounds, and more (up to MAX_ROUNDS) until every path has `min_seconds` of timed steps in all:
-    the MLP's 40 timed steps take 30-70 ms, where a millisecond of noise is a few percent, and 5 rounds of them left
-    two runs' ratios 15-26 % apart on a quiet machine; 15 rounds, 2-5 % (measured 2026-12-07, 2 cores)."""
+    At least `repeats` rounds, then more until `settled` says the rounds are enough (every ratio pinned), or no
+    round is started after `max_seconds` (or MAX_ROUNDS). On a busy 2-core VM (2026-12-07) a round's ratio moved
+    ±10-15 % from round to round: 9 rounds pinned the median within about ±5 %, and two runs' medians were up to
+    18 % apart; pinning each within 5 % takes 30-80 rounds there, and 9 or fewer on a quiet day."""
     rounds: list[dict[str, Result]] = []
-
-    def timed_enough() -> bool:
-        return min(sum(timed_samples / each[name][0] for each in rounds) for name in paths) >= min_seconds
-
-    while len(rounds) < repeats or (len(rounds) < MAX_ROUNDS and not timed_enough()):
+    start = time.perf_counter()
+    while len(rounds) < repeats or (
+        len(rounds) < MAX_ROUNDS and time.perf_counter() - start < max_seconds and not settled(rounds)
+    ):
         rounds.append(one_round(paths, len(rounds)))
     return rounds
+
+
+def precision_verdict(rounds: list[dict[str, Result]], ratios: list[tuple[str, str]], precision: float) -> str:
+    """Whether every ratio is pinned within `precision`, for the reader deciding whether to trust it."""
+    if pinned(rounds, ratios, precision):
+        return f"every ratio's interval within {precision:.0%}"
+    width = {ratio: (lambda low, high: high / low - 1)(*median_interval(round_ratios(rounds, *ratio)))
+             for ratio in ratios}
+    (top, bottom), widest = max(width.items(), key=lambda item: item[1])
+    return (f"NOT every ratio's interval within {precision:.0%} (the widest, {top} / {bottom}: {widest:.0%}): "
+            f"the machine was busy; rerun, or raise --max_minutes")
 
 
 def same_losses(plain: list[float], lightning: list[float]) -> bool:
@@ -186,12 +210,17 @@ def main(args: list[str] | None = None) -> None:
     # 12 s or more each. The MNIST sample has 62 batches, the generated CIFAR-shaped data 38: 60 changes little there.
     parser.add_argument("--batches", type=int, default=60, help="training steps per path and round")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
-    # 9 rounds and 2 s: two runs back to back on a quiet 2-core VM agreed within 5 % on every step ratio but one
-    # (8 %); 5 rounds and 0.5 s, up to 8 % on several (2026-12-07).
+    # 9 rounds: two runs back to back on a quiet 2-core VM agreed within 5 % on every step ratio but one (8 %); 5
+    # rounds, up to 8 % on several (2026-12-07). 9 are also the fewest whose median has a 96 % interval short of
+    # the extremes (rounds.py).
     parser.add_argument("--repeats", type=int, default=9,
                         help="rounds of every path, interleaved, at least; each row is the median over them")
-    parser.add_argument("--min_timed_seconds", type=float, default=2.0,
-                        help=f"more rounds (up to {MAX_ROUNDS}) until every path has this many timed seconds in all")
+    parser.add_argument("--precision", type=float, default=0.05,
+                        help="then more rounds until every ratio's 95 %% interval is this narrow (0.05: high/low "
+                             "at most 1.05), within --max_minutes")
+    parser.add_argument("--max_minutes", type=float, default=8.0,
+                        help=f"a step case starts no new round after this many minutes, once it has --repeats "
+                             f"(and none after {MAX_ROUNDS} rounds)")
     parser.add_argument("--batch_size", type=int | None, default=None,
                         help="of every case (null: 128 for the step cases, the config's own for the whole run)")
     parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
@@ -220,8 +249,9 @@ def main(args: list[str] | None = None) -> None:
         if config.whole_run_rounds < 1 or config.whole_run_epochs < 1:
             raise UserError(f"--whole_run_rounds {config.whole_run_rounds} and --whole_run_epochs "
                             f"{config.whole_run_epochs} must each be at least 1")
-        if config.min_timed_seconds < 0:
-            raise UserError(f"--min_timed_seconds {config.min_timed_seconds} must be 0 or more (0: --repeats rounds)")
+        if config.precision <= 0 or config.max_minutes < 0:
+            raise UserError(f"--precision {config.precision} must be above 0 and --max_minutes {config.max_minutes} "
+                            f"at least 0 (0: --repeats rounds)")
         if not 0 <= config.warmup < config.batches:
             raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
         if config.rounds_file and not Path(config.rounds_file).absolute().parent.is_dir():
