@@ -161,8 +161,8 @@ def interleaved_rounds(
     """Every path once per round, each round in its own seeded order (see rounds.py): each round's results.
     At least `repeats` rounds, then more until `settled` says the rounds are enough (every ratio pinned), or no
     round is started after `max_seconds` (or MAX_ROUNDS). On a busy 2-core VM (2026-12-07) a round's ratio moved
-    ±10-15 % from round to round: 9 rounds pinned the median within about ±5 %, and two runs' medians were up to
-    18 % apart; pinning each within 5 % takes 30-80 rounds there, and 9 or fewer on a quiet day."""
+    ±10-15 % from round to round, and two runs of 9 rounds (30 for the MLP, whose timings are short) had medians up
+    to 18 % apart: a fixed count of rounds is enough on one day and not on another."""
     rounds: list[dict[str, Result]] = []
     start = time.perf_counter()
     while len(rounds) < repeats or (

@@ -81,13 +81,6 @@ def timed_rate(stopwatch: Stopwatch, batches: int, warmup: int, batch_size: int)
     return (batches - warmup) * batch_size / (stopwatch.end - stopwatch.start)
 
 
-def compute_only(
-    model: ImageClassifier, data: ImageDataModule, batches: int, warmup: int, device: str, lr: float | None = None
-) -> float:
-    """The limit: batches already normalized in memory on the device, then forward, backward, step, nothing else."""
-    return compute_rate(model, prepared_batches(data, batches, device), warmup, data.hparams.batch_size, device, lr)
-
-
 def prepared_batches(data: ImageDataModule, batches: int, device: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The first `batches` training batches, normalized, on the device: compute-only's input, built once."""
     # Shuffled like the other paths: an image folder is stored class by class, and one-class batches drive the
@@ -104,21 +97,28 @@ def prepared_batches(data: ImageDataModule, batches: int, device: str) -> list[t
 
 def compute_rate(
     model: ImageClassifier, prepared: list[tuple[torch.Tensor, torch.Tensor]], warmup: int, batch_size: int,
-    device: str, lr: float | None = None,
+    device: str,
 ) -> float:
-    """Samples per second of forward, backward and step alone on `prepared` batches, a copy of `model` trained
-    (at `lr`, or the model's own)."""
+    """Samples per second of forward, backward and step alone on `prepared` batches, a copy of `model` trained."""
     model = copy.deepcopy(model).to(device).train()
-    optimizer = sgd(model, model.hparams.lr if lr is None else lr)
-    for step, (images, labels) in enumerate(prepared):
-        if step == warmup:
-            synchronize(device)
-            start = time.perf_counter()
+    optimizer = sgd(model, model.hparams.lr)
+    training_steps_seconds(model, optimizer, prepared[:warmup], device)
+    return (len(prepared) - warmup) * batch_size / training_steps_seconds(model, optimizer, prepared[warmup:], device)
+
+
+def training_steps_seconds(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[tuple[torch.Tensor, torch.Tensor]],
+    device: str,
+) -> float:
+    """Seconds of forward, backward and step on each of `batches`, nothing else."""
+    synchronize(device)
+    start = time.perf_counter()
+    for images, labels in batches:
         optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(model(images), labels).backward()
         optimizer.step()
     synchronize(device)
-    return (len(prepared) - warmup) * batch_size / (time.perf_counter() - start)
+    return time.perf_counter() - start
 
 
 def plain_loop(

@@ -6,8 +6,9 @@ split by phase (data, training, validation, checkpoint writes, test) and set nex
 The folder's decoding is timed the same way, in rounds against PIL alone on the same files.
 """
 
-import copy
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,11 @@ from PIL import Image
 
 from project.config.shipped import config_path
 from project.data.image_folder import ImageFolderSource
-from project.lab.benchmarking.paths import compute_only, synchronize
+from project.lab.benchmarking.paths import prepared_batches, synchronize, training_steps_seconds
 from project.lab.benchmarking.rounds import one_round, paired, spread
 from project.models import ImageClassifier
 from project.training.run import RunResult, fit_and_test
 
-COMPUTE_BATCHES = 130  # 120 timed after 10 warm-up: about 5 s at batch 64 on 2 cores
 PHASES = ("data", "training", "validation", "checkpoints", "test", "total")
 
 
@@ -39,12 +39,10 @@ def whole_run(
         f"--trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "--trainer.devices=1",
     ]
     cold = fit_and_test(ImageClassifier, args)  # decodes the folder and writes the cache the rounds read
-    cold_compute = compute_seconds(cold, epochs, device)  # right after it, as each round pairs its own
-    measured = [
-        one_round({"run": lambda: fit_and_test(ImageClassifier, args).seconds,
-                   "compute": lambda: compute_seconds(cold, epochs, device)}, index)
-        for index in range(rounds)
-    ]
+    compute = compute_timer(cold, epochs, device)
+    cold_compute = compute()  # right after it, as each round pairs its own
+    measured = [one_round({"run": lambda: fit_and_test(ImageClassifier, args).seconds, "compute": compute}, index)
+                for index in range(rounds)]
     rows = [(phase, f"{cold.seconds[phase]:.1f}", spread([each["run"][phase] for each in measured], ".1f"))
             for phase in PHASES]
     rows.append((f"compute: {epochs} epochs of training and evaluation steps alone", f"{cold_compute:.1f}",
@@ -90,34 +88,43 @@ def data_size(run: RunResult) -> int:
     return sum(len(split) for split in (data.train_set, data.val_set, data.test_set))
 
 
-def compute_seconds(run: RunResult, epochs: int, device: str) -> float:
-    """Seconds `epochs` of the run's training and evaluation steps take alone, at rates measured here and now."""
+def compute_timer(run: RunResult, epochs: int, device: str) -> Callable[[], float]:
+    """A call timing `epochs` of the run's training and evaluation steps alone, on every batch of its splits,
+    normalized in memory beforehand (built once here, for every round). The training steps are a new model's at
+    lr 0: every step does the same arithmetic as the run's, from weights as a run starts.
+
+    Every batch, not a sample extrapolated to the epoch: 120 steps (about 6 s of a 45 s run) read the whole run
+    0.96 and 1.28 times its compute in two runs of one afternoon (2026-12-07), a run faster than its compute in
+    some rounds, where the run's own phases never were; 40 steps of the finished model at the config's peak lr
+    read 1.17 then 0.89. (Side by side, the lr and the weights did not change a step's cost, 2 rounds within the
+    VM's ±10 %.)"""
     data = run.datamodule
-    batch = data.hparams.batch_size
-    # The steps of a new model, as the run starts, at lr 0: every step does the same arithmetic, and the weights
-    # stay where they are, so each step costs what the one before did and a few seconds of them time a whole epoch.
-    # (Trained on, the finished model at the config's peak lr with no warm-up: its 40 steps read the whole run
-    # 1.17, then 0.89 times its compute, a run faster than its compute; over 120 steps, longer than the run.)
-    seed_everything(0, verbose=False)
     # Without `_class_path` and `_instantiator`: LightningCLI's record of how it built the model, not arguments.
-    start = ImageClassifier(**{key: value for key, value in run.model.hparams.items() if not key.startswith("_")})
-    batches = max(2, min(COMPUTE_BATCHES, len(data.train_set) // batch))
-    train_rate = compute_only(start, data, batches, min(10, batches - 1), device, lr=0.0)
-    eval_rate = evaluation_rate(start, data, device)
-    evaluated = epochs * len(data.val_set) + len(data.test_set)
-    return epochs * len(data.train_set) / train_rate + evaluated / eval_rate
+    hparams = {key: value for key, value in run.model.hparams.items() if not key.startswith("_")}
+    training = prepared_batches(data, math.ceil(len(data.train_set) / data.hparams.batch_size), device)
+    validation, test = ([*data.ordered_batches(split, device)] if getattr(data, f"{split}_set") is not None else []
+                        for split in ("val", "test"))
+
+    def seconds() -> float:
+        seed_everything(0, verbose=False)
+        model = ImageClassifier(**hparams).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+        total = 0.0
+        for _ in range(epochs):  # as the run: an epoch of training, then its validation
+            total += training_steps_seconds(model.train(), optimizer, training, device)
+            total += evaluation_seconds(model, validation, device)
+        return total + evaluation_seconds(model, test, device)
+
+    return seconds
 
 
 @torch.inference_mode()
-def evaluation_rate(model: ImageClassifier, data, device: str) -> float:
-    """Images per second of forward passes alone on normalized batches in memory (validation and test steps)."""
-    model = copy.deepcopy(model).to(device).eval()
-    images = data.val_set.images[: 20 * data.hparams.batch_size]
-    batches = [data.batch_transform(part.to(device), None)[0] for part in images.split(data.hparams.batch_size)]
-    model(batches[0])  # warm-up
+def evaluation_seconds(model: ImageClassifier, batches: list[tuple[torch.Tensor, torch.Tensor]], device: str) -> float:
+    """Seconds of forward passes alone (with the model's flip TTA, as in its validation and test steps)."""
+    model.eval()
     synchronize(device)
     start = time.perf_counter()
-    for batch in batches:
-        model(batch)
+    for images, _ in batches:
+        model(images)
     synchronize(device)
-    return len(images) / (time.perf_counter() - start)
+    return time.perf_counter() - start
