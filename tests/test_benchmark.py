@@ -129,22 +129,19 @@ def test_repeats_below_one_exit_2_with_one_line(repeats, capsys):
     assert err == f"error: --repeats {repeats} must be at least 1 (9, the default, is what the tables use)\n"
 
 
-@pytest.mark.slow
-def test_a_training_set_smaller_than_two_batches_exits_2_with_the_fix():
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=40", "--batch_size=128",
-         "--cases=[mlp_mnist]"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "full batches of 128" in result.stderr and "lower --batch_size" in result.stderr
+def test_a_training_set_smaller_than_two_batches_exits_2_with_the_fix(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main(["--generated_size=40", "--batch_size=128", "--cases=[mlp_mnist]"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "full batches of 128" in err and "lower --batch_size" in err
 
 
-def test_a_batch_size_below_one_exits_2_with_one_line():
-    result = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--batch_size=0"],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "--batch_size 0 must be at least 1" in result.stderr
+def test_a_batch_size_below_one_exits_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main(["--batch_size=0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: --batch_size 0 must be at least 1 (null: each case's own)\n"
 
 
 def test_the_backbone_benchmark_prints_a_row_per_case_with_both_phases(capsys):
