@@ -187,12 +187,15 @@ def test_the_median_interval_is_the_distribution_free_order_statistic_one():
         ("default", "torchvision 0"), ("default", "plain"), ("minimal", "plain")]
 
 
-@pytest.mark.parametrize("option", ["--whole_run_rounds=0", "--whole_run_epochs=0"])
-def test_whole_run_rounds_or_epochs_below_one_exit_2_with_one_line(option, capsys):
+@pytest.mark.parametrize(("option", "message"), [
+    ("--whole_run_rounds=0", "must each be at least 1"), ("--whole_run_epochs=0", "must each be at least 1"),
+    ("--precision=0", "must be above 0 and --max_minutes"), ("--max_minutes=-1", "must be above 0 and --max_minutes"),
+])
+def test_a_count_precision_or_time_out_of_range_exits_2_with_one_line(option, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         benchmark_main([option, "--cases=[whole_run]"])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and "must each be at least 1" in err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and message in err
 
 
 def test_a_rounds_file_in_a_folder_that_does_not_exist_exits_2_before_any_timing(tmp_path, capsys):
@@ -201,14 +204,6 @@ def test_a_rounds_file_in_a_folder_that_does_not_exist_exits_2_before_any_timing
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == (f"error: --rounds_file {tmp_path / 'nowhere' / 'rounds.json'}: its folder does "
                                        f"not exist; create it, or name another file\n")
-
-
-@pytest.mark.parametrize("option", ["--precision=0", "--max_minutes=-1"])
-def test_a_precision_of_zero_or_negative_minutes_exit_2_with_one_line(option, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark_main([option, "--cases=[mlp_mnist]"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and "must be above 0 and --max_minutes" in err
 
 
 def test_compare_prints_every_ratio_of_two_runs_and_how_far_apart(tmp_path, capsys):
