@@ -216,7 +216,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=9,
                         help="rounds of every path, interleaved, at least; each row is the median over them")
     parser.add_argument("--precision", type=float, default=0.05,
-                        help="then more rounds until every ratio's 95 %% interval is this narrow (0.05: high/low "
+                        help="then more rounds until every ratio's 95 % interval is this narrow (0.05: high/low "
                              "at most 1.05), within --max_minutes")
     parser.add_argument("--max_minutes", type=float, default=8.0,
                         help=f"a step case starts no new round after this many minutes, once it has --repeats "
