@@ -206,6 +206,16 @@ def test_a_rounds_file_in_a_folder_that_does_not_exist_exits_2_before_any_timing
                                        f"not exist; create it, or name another file\n")
 
 
+def test_an_existing_rounds_file_is_never_written_over(tmp_path, capsys):
+    earlier = tmp_path / "rounds.json"
+    earlier.write_text('{"decoding": [{"project": 1.0, "pil": 2.0}]}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main([f"--rounds_file={earlier}", "--cases=[mlp_mnist]"])
+    assert exit_info.value.code == 2 and capsys.readouterr().err == (
+        f"error: --rounds_file {earlier} exists already: name a new file (the benchmark never writes over one)\n")
+    assert earlier.read_text() == '{"decoding": [{"project": 1.0, "pil": 2.0}]}\n'  # the earlier run's rounds kept
+
+
 def test_compare_prints_every_ratio_of_two_runs_and_how_far_apart(tmp_path, capsys):
     from project.lab.benchmarking.compare import main as compare_main
 

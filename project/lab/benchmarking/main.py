@@ -15,6 +15,7 @@ from lightning.pytorch import LightningModule, seed_everything
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from project.checkpoints.output_files import replace_file, write_new_file
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.lab.benchmarking.data_sources import cifar_folder, mnist_root
@@ -201,6 +202,18 @@ def print_table(rows: list[tuple[str, ...]], header: str = "| path | samples/s |
         print("| " + " | ".join(row) + " |")
 
 
+def claim_rounds_file(path: Path) -> None:
+    """Take the name `path` for this run's rounds, written whole (an empty record) so a kill leaves valid JSON; an
+    existing file is never written over (an earlier run's rounds are what a comparison needs)."""
+    if not path.absolute().parent.is_dir():
+        raise UserError(f"--rounds_file {path}: its folder does not exist; create it, or name another file")
+    try:
+        write_new_file(path, lambda partial: partial.write_text("{}\n"))
+    except FileExistsError:
+        raise UserError(f"--rounds_file {path} exists already: name a new file (the benchmark never writes over "
+                        f"one)") from None
+
+
 def main(args: list[str] | None = None) -> None:
     parser = ArgumentParser(exit_on_error=False, description=__doc__)
     parser.add_argument("--cases", type=list[Literal["mlp_mnist", "cnn_cifar", "whole_run"]],
@@ -254,9 +267,8 @@ def main(args: list[str] | None = None) -> None:
                             f"at least 0 (0: --repeats rounds)")
         if not 0 <= config.warmup < config.batches:
             raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
-        if config.rounds_file and not Path(config.rounds_file).absolute().parent.is_dir():
-            raise UserError(f"--rounds_file {config.rounds_file}: its folder does not exist; create it, or name "
-                            f"another file")
+        if config.rounds_file:  # claimed before any timing: a name taken or a folder not writable is one line now
+            claim_rounds_file(Path(config.rounds_file))
         devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
         if "cuda" in devices and not torch.cuda.is_available():
             raise UserError("--devices asks for cuda, but this machine has no usable CUDA GPU")
@@ -279,4 +291,5 @@ def main(args: list[str] | None = None) -> None:
                         rows, timings[f"{case} on {device}"] = measure(case, device, Path(scratch), config)
                         print_table(rows)
                     if config.rounds_file:  # after every case, so an interrupted benchmark keeps what it measured
-                        Path(config.rounds_file).write_text(json.dumps(timings, indent=1) + "\n")
+                        replace_file(Path(config.rounds_file),
+                                     lambda path: path.write_text(json.dumps(timings, indent=1) + "\n"))
