@@ -182,6 +182,13 @@ def test_the_median_interval_is_the_distribution_free_order_statistic_one():
     steady = [{"a": (1.0 + 0.001 * i, []), "b": (1.0, [])} for i in range(9)]
     noisy = [{"a": (1.0 + 0.03 * i, []), "b": (1.0, [])} for i in range(9)]
     assert pinned(steady, [("a", "b")], 0.05) and not pinned(noisy, [("a", "b")], 0.05)
+    from project.lab.benchmarking.main import precision_verdict
+
+    both = [{**each, "c": (1.0, [])} for each in noisy]  # a/b's interval is 1.03-1.21 wide, c/b's nothing
+    assert precision_verdict(both, [("c", "b"), ("a", "b")], 0.05) == (
+        "NOT every ratio's interval within 5% (the widest, a / b: 17%): the machine was busy; rerun, or raise "
+        "--max_minutes")
+    assert precision_verdict(both, [("c", "b")], 0.05) == "every ratio's interval within 5%"
     assert step_ratios(["compute", "default", "torchvision 0", "plain", "minimal"]) == [
         ("default", "compute"), ("torchvision 0", "compute"), ("plain", "compute"), ("minimal", "compute"),
         ("default", "torchvision 0"), ("default", "plain"), ("minimal", "plain")]

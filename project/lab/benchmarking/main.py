@@ -27,15 +27,7 @@ from project.lab.benchmarking.paths import (
     prepared_batches,
     timed_rate,
 )
-from project.lab.benchmarking.rounds import (
-    median_interval,
-    one_round,
-    paired,
-    pinned,
-    round_ratios,
-    spread,
-    step_ratios,
-)
+from project.lab.benchmarking.rounds import interval_widths, one_round, paired, pinned, spread, step_ratios
 from project.lab.benchmarking.whole_run import decoding, whole_run
 from project.models import ImageClassifier
 
@@ -177,9 +169,7 @@ def precision_verdict(rounds: list[dict[str, Result]], ratios: list[tuple[str, s
     """Whether every ratio is pinned within `precision`, for the reader deciding whether to trust it."""
     if pinned(rounds, ratios, precision):
         return f"every ratio's interval within {precision:.0%}"
-    width = {ratio: (lambda low, high: high / low - 1)(*median_interval(round_ratios(rounds, *ratio)))
-             for ratio in ratios}
-    (top, bottom), widest = max(width.items(), key=lambda item: item[1])
+    (top, bottom), widest = max(interval_widths(rounds, ratios).items(), key=lambda item: item[1])
     return (f"NOT every ratio's interval within {precision:.0%} (the widest, {top} / {bottom}: {widest:.0%}): "
             f"the machine was busy; rerun, or raise --max_minutes")
 

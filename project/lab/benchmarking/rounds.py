@@ -71,8 +71,13 @@ def pinned(rounds: list[dict[str, tuple[float, ...]]], ratios: list[tuple[str, s
     the median's standard error near precision / 4, so two such runs' medians differ by about 1.4 times that: within
     `precision` in about 99 pairs of 100 while the machine's noise stays as it was (at most twice `precision` apart
     unless an interval missed)."""
-    return all(high / low - 1 <= precision
-               for low, high in (median_interval(round_ratios(rounds, *ratio)) for ratio in ratios))
+    return all(width <= precision for width in interval_widths(rounds, ratios).values())
+
+
+def interval_widths(rounds: list[dict[str, tuple[float, ...]]], ratios: list[tuple[str, str]]) -> dict:
+    """Each ratio's 95 % interval width, high / low - 1, by (top, bottom)."""
+    return {ratio: (lambda low, high: high / low - 1)(*median_interval(round_ratios(rounds, *ratio)))
+            for ratio in ratios}
 
 
 def spread(values: list[float], form: str) -> str:
