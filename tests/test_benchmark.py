@@ -7,11 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from lightning.pytorch import seed_everything
 from tiny_settings import SCRIPTS
 
+from project.data import ImageDataModule
 from project.lab.benchmarking import rounds as rounds_module
-from project.lab.benchmarking.main import interleaved_rounds
+from project.lab.benchmarking.data_sources import mnist_root
+from project.lab.benchmarking.main import SEED, copy_of, interleaved_rounds, new_model, same_losses
 from project.lab.benchmarking.main import main as benchmark_main
+from project.lab.benchmarking.paths import lightning_fit, plain_loop
 from project.lab.benchmarking.rounds import median_interval, paired, pinned, spread, step_ratios
 
 MEDIAN_AND_RANGE = re.compile(r"^([\d,.]+) \(([\d,.]+)–([\d,.]+)\)$")
@@ -27,7 +31,7 @@ def median_and_range(cell: str) -> tuple[float, float, float]:
 @pytest.mark.slow
 def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=3", "--warmup=1",
+        [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=10", "--warmup=1",
          "--batch_size=16", "--workers=[0]", "--repeats=2", "--max_minutes=0", "--whole_run_rounds=2",
          f"--rounds_file={tmp_path / 'rounds.json'}"],
         capture_output=True, text=True, timeout=600,
@@ -52,7 +56,9 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses(tm
         if label.startswith("4."):
             lightning_over_plain, losses = notes.removeprefix("Lightning/plain = ").split("; ")
             assert median_and_range(lightning_over_plain)[0] > 0
-            assert losses == "losses equal to 5 decimals over 3 steps, in 2 of 2 rounds: yes"
+            # 10 steps are 2 passes over the ~120 images, the first's last batch short: the plain loop's epochs are
+            # seeded and shuffled as Lightning's
+            assert losses == "losses equal to 5 decimals over 10 steps, in 2 of 2 rounds: yes"
         if label.startswith("5."):
             assert median_and_range(notes.removeprefix("minimal Lightning/plain = "))[0] > 0
     assert "mlp_mnist on cpu: generated MNIST-shaped data" in result.stdout
@@ -129,12 +135,30 @@ def test_repeats_below_one_exit_2_with_one_line(repeats, capsys):
     assert err == f"error: --repeats {repeats} must be at least 1 (9, the default, is what the tables use)\n"
 
 
-def test_a_training_set_smaller_than_two_batches_exits_2_with_the_fix(capsys):
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batches=0"], "--batches 0 must be at least 1 (null: each case's own)"),
+    (["--warmup=60"], "--warmup 60 must be at least 0 and below cnn_cifar's --batches 60"),
+    (["--warmup=5", "--batches=5"], "--warmup 5 must be at least 0 and below mlp_mnist's --batches 5"),
+])
+def test_steps_that_leave_none_to_time_exit_2_with_one_line(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        benchmark_main(["--generated_size=40", "--batch_size=128", "--cases=[mlp_mnist]"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1
-    assert "full batches of 128" in err and "lower --batch_size" in err
+        benchmark_main(args)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_the_step_paths_count_the_samples_of_their_timed_steps_over_several_passes(tmp_path):
+    """120 images in batches of 16 make 8 batches a pass, the last of 8: steps 3-10 of 10 take 5 × 16 + 8 + 2 × 16
+    = 120 samples, and the plain loop takes the same batches as Lightning over the pass boundary (equal losses)."""
+    root, _ = mnist_root(tmp_path, None, 120)
+    data = ImageDataModule("mnist", root=root, download=False, val_fraction=0.0, batch_size=16)
+    data.setup()
+    template = new_model("mlp_mnist", data)
+    seed_everything(SEED, verbose=False)
+    stopwatch = lightning_fit(copy_of(template), 10, 2, "cpu", datamodule=data)
+    assert stopwatch.samples == 120 and len(stopwatch.losses) == 10
+    _, losses = plain_loop(template, data, 10, 2, "cpu", SEED)
+    assert same_losses(losses, stopwatch.losses)
 
 
 def test_a_batch_size_below_one_exits_2_with_one_line(capsys):

@@ -1,6 +1,7 @@
 """`scripts/benchmark.py`: one table, every path side by side in interleaved rounds, same model, data and seed."""
 
 import json
+import math
 import sys
 import tempfile
 import time
@@ -25,7 +26,6 @@ from project.lab.benchmarking.paths import (
     lightning_fit,
     plain_loop,
     prepared_batches,
-    timed_rate,
 )
 from project.lab.benchmarking.rounds import interval_widths, one_round, paired, pinned, spread, step_ratios
 from project.lab.benchmarking.whole_run import decoding, whole_run
@@ -74,14 +74,7 @@ def measure(case: str, device: str, scratch: Path, args) -> tuple[list[tuple[str
     """The case's table rows, and every round's samples/s by path."""
     data, usual, source = case_setup(case, scratch, args)
     template = new_model(case, data)
-    # One epoch at most, so every path sees the same batches (the 8,000-image MNIST sample has 62 of 128).
-    n = min(args.batches, len(data.train_set) // args.batch_size)
-    if n < 2:
-        raise UserError(
-            f"{case}: {len(data.train_set)} training images make {n} full batches of {args.batch_size}; "
-            f"at least 2 are needed: lower --batch_size or raise --generated_size"
-        )
-    warm = min(args.warmup, n - 1)
+    n, warm = case_batches(case, args), args.warmup
     paths = case_paths(template, data, usual, n, warm, device, args)
     ratios = step_ratios(paths)
     rounds = interleaved_rounds(paths, args.repeats, lambda done: pinned(done, ratios, args.precision),
@@ -107,7 +100,9 @@ def measure(case: str, device: str, scratch: Path, args) -> tuple[list[tuple[str
                     f"{n} steps, in {sum(equal)} of {len(equal)} rounds: {'yes' if all(equal) else 'NO'}"))
     rows.append(row("5. Lightning's floor: a minimal LightningModule, same data path", "minimal",
                     f"minimal Lightning/plain = {paired(rounds, 'minimal', 'plain')}"))
-    print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed batches after {warm} warm-up; "
+    passes = n / math.ceil(len(data.train_set) / args.batch_size)
+    print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed steps after {warm} warm-up "
+          f"({passes:.1f} passes over the {len(data.train_set):,} training images); "
           f"median of {len(rounds)} interleaved rounds: samples/s (min–max), each ratio taken within a round (the "
           f"median's 95 % interval); {precision_verdict(rounds, ratios, args.precision)}")
     return rows, [{name: rate for name, (rate, _) in each.items()} for each in rounds]
@@ -121,12 +116,12 @@ def case_paths(
     prepared = prepared_batches(data, n, device)  # built once; every round's compute-only trains on the same
 
     def compute() -> Result:
-        return compute_rate(template, prepared, warm, args.batch_size, device), []
+        return compute_rate(template, prepared, n, warm, device), []
 
     def lightning(model: LightningModule, **data_args) -> Result:
         seed_everything(SEED, verbose=False)
         stopwatch = lightning_fit(model, n, warm, device, **data_args)
-        return timed_rate(stopwatch, n, warm, args.batch_size), stopwatch.losses
+        return stopwatch.rate, stopwatch.losses
 
     def usual_path(workers: int) -> Callable[[], Result]:
         def run() -> Result:
@@ -145,6 +140,15 @@ def case_paths(
 
 
 MAX_ROUNDS = 60
+# The MLP's step takes 1-2 ms on 2 CPU cores: 40 timed steps were 60-100 ms a path, where the scheduler's jitter alone
+# moved a round's ratio by several percent; 280 timed steps (about 5 passes over the 8,000-image MNIST sample) are
+# 0.3-0.5 s a fast path. The CNN's step takes about 0.1 s: 40 timed steps are 4 s a path already.
+DEFAULT_BATCHES = {"mlp_mnist": 300, "cnn_cifar": 60}
+
+
+def case_batches(case: str, args) -> int:
+    """The training steps of each path and round of `case`."""
+    return DEFAULT_BATCHES[case] if args.batches is None else args.batches
 
 
 def interleaved_rounds(
@@ -208,10 +212,9 @@ def main(args: list[str] | None = None) -> None:
     parser = ArgumentParser(exit_on_error=False, description=__doc__)
     parser.add_argument("--cases", type=list[Literal["mlp_mnist", "cnn_cifar", "whole_run"]],
                         default=["mlp_mnist", "cnn_cifar", "whole_run"])
-    # 60: 40 timed steps a round, 200 over 5 rounds (one run of 120 timed 100). The CNN's step at batch 128 takes
-    # about 0.1 s on 2 cores (the README's table), so at 120 the CIFAR-10 folder's case was 5 rounds of 6 paths of
-    # 12 s or more each. The MNIST sample has 62 batches, the generated CIFAR-shaped data 38: 60 changes little there.
-    parser.add_argument("--batches", type=int, default=60, help="training steps per path and round")
+    parser.add_argument("--batches", type=int | None, default=None,
+                        help="training steps per path and round, over as many passes of the data as they take "
+                             "(null: 300 for the MLP, 60 for the CNN)")
     parser.add_argument("--warmup", type=int, default=20, help="first steps not timed")
     # 9 rounds: two runs back to back on a quiet 2-core VM agreed within 5 % on every step ratio but one (8 %); 5
     # rounds, up to 8 % on several (2026-12-07). 9 are also the fewest whose median has a 96 % interval short of
@@ -255,8 +258,12 @@ def main(args: list[str] | None = None) -> None:
         if config.precision <= 0 or config.max_minutes < 0:
             raise UserError(f"--precision {config.precision} must be above 0 and --max_minutes {config.max_minutes} "
                             f"at least 0 (0: --repeats rounds)")
-        if not 0 <= config.warmup < config.batches:
-            raise UserError(f"--warmup {config.warmup} must be at least 0 and below --batches {config.batches}")
+        if config.batches is not None and config.batches < 1:
+            raise UserError(f"--batches {config.batches} must be at least 1 (null: each case's own)")
+        for case in [case for case in config.cases if case != "whole_run"]:
+            if not 0 <= config.warmup < case_batches(case, config):
+                raise UserError(f"--warmup {config.warmup} must be at least 0 and below {case}'s "
+                                f"--batches {case_batches(case, config)}")
         if config.rounds_file:  # claimed before any timing: a name taken or a folder not writable is one line now
             claim_rounds_file(Path(config.rounds_file))
         devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
