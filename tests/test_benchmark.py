@@ -6,6 +6,7 @@ import statistics
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from lightning.pytorch import seed_everything
 from tiny_settings import SCRIPTS
@@ -13,6 +14,7 @@ from tiny_settings import SCRIPTS
 from project.data import ImageDataModule
 from project.lab.benchmarking import rounds as rounds_module
 from project.lab.benchmarking.data_sources import mnist_root
+from project.lab.benchmarking.machine_noise import machine_noise, rounds_to_pin
 from project.lab.benchmarking.main import SEED, copy_of, interleaved_rounds, new_model, same_losses
 from project.lab.benchmarking.main import main as benchmark_main
 from project.lab.benchmarking.paths import lightning_fit, plain_loop
@@ -32,8 +34,8 @@ def median_and_range(cell: str) -> tuple[float, float, float]:
 def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses(tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "benchmark.py"), "--generated_size=120", "--batches=10", "--warmup=1",
-         "--batch_size=16", "--workers=[0]", "--repeats=2", "--max_minutes=0", "--whole_run_rounds=2",
-         f"--rounds_file={tmp_path / 'rounds.json'}"],
+         "--noise_seconds=0.5", "--batch_size=16", "--workers=[0]", "--repeats=2", "--max_minutes=0",
+         "--whole_run_rounds=2", f"--rounds_file={tmp_path / 'rounds.json'}"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -61,6 +63,10 @@ def test_benchmark_prints_one_table_per_case_with_every_path_and_equal_losses(tm
             assert losses == "losses equal to 5 decimals over 10 steps, in 2 of 2 rounds: yes"
         if label.startswith("5."):
             assert median_and_range(notes.removeprefix("minimal Lightning/plain = "))[0] > 0
+    assert re.search(r"^machine noise: the same 0.25 s of MLP training steps timed \d+ times moved by [\d.]+% "
+                     r"\(coefficient of variation\); at that noise a ratio's 95 % interval is 5% wide after about "
+                     r"\d+ rounds$",
+                     result.stdout, re.M)
     assert "mlp_mnist on cpu: generated MNIST-shaped data" in result.stdout
     assert "cnn_cifar on cpu: generated CIFAR-shaped PNGs" in result.stdout
     assert result.stdout.count("median of 2 interleaved rounds: samples/s (min–max), each ratio taken within a round "
@@ -137,6 +143,7 @@ def test_repeats_below_one_exit_2_with_one_line(repeats, capsys):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--batches=0"], "--batches 0 must be at least 1 (null: each case's own)"),
+    (["--noise_seconds=-1"], "--noise_seconds -1.0 must be at least 0 (0: no noise check)"),
     (["--warmup=60"], "--warmup 60 must be at least 0 and below cnn_cifar's --batches 60"),
     (["--warmup=5", "--batches=5"], "--warmup 5 must be at least 0 and below mlp_mnist's --batches 5"),
 ])
@@ -281,3 +288,20 @@ def test_compare_refuses_a_file_that_is_not_a_rounds_file_with_one_line(content,
         compare_main([str(tmp_path / "bad.json"), str(tmp_path / "good.json")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "rounds file" in err
+
+
+def test_the_noise_check_times_equal_chunks_and_says_how_many_rounds_its_noise_needs():
+    noise, chunks = machine_noise(0.3, chunk_seconds=0.05)
+    assert chunks == 6 and 0 <= noise < 1
+    # The rounds it names make a ratio's median interval (rounds.median_interval, the table's) about `precision`
+    # wide: simulated rounds whose two paths each move by `noise`, independently (from 30 rounds up, where the
+    # normal median's arithmetic holds for it).
+    rng = np.random.default_rng(0)
+    for noise, precision in ((0.05, 0.05), (0.04, 0.05), (0.1, 0.1), (0.2, 0.05)):
+        rounds = rounds_to_pin(noise, precision)
+        widths = []
+        for _ in range(300):
+            ratios = rng.normal(1, noise, rounds) / rng.normal(1, noise, rounds)
+            low, high = median_interval(ratios)
+            widths.append(high / low - 1)
+        assert 0.8 * precision < statistics.median(widths) < 1.2 * precision, (noise, precision, rounds)

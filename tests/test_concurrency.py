@@ -106,3 +106,17 @@ def test_the_newest_run_is_a_finished_one_where_there_is_one(tmp_path, capsys):
     (experiment / "version_1" / "test_metrics.json").unlink()  # as a run killed before its final test leaves it
     assert find_checkpoint(experiment, "best").parent.parent.name == "version_0"
     assert "not finished (no final test); taking the newest finished run" in capsys.readouterr().out
+
+
+def test_a_run_that_did_not_finish_is_taken_with_a_note_where_it_is_the_only_one(tmp_path, capsys):
+    fit_and_test(ImageClassifier, IN_PROCESS)
+    run = tmp_path / "lightning_logs" / "digits_pretrain" / "version_0"
+    (run / "test_metrics.json").unlink()  # as a pretraining killed before its final test leaves it
+    capsys.readouterr()
+    for location in (run.parent, run):  # the experiment folder, or the run folder itself
+        assert find_checkpoint(location, "best").parent.parent == run
+        out = capsys.readouterr().out
+        assert out.startswith(f"note: {run} did not finish (no final test: stopped or killed") and out.count("\n") == 1
+        assert f"resume it with --ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in out
+    given = next((run / "checkpoints").glob("best-*.ckpt"))
+    assert find_checkpoint(given, "best") == given and capsys.readouterr().out == ""  # a file named: taken as it is

@@ -20,6 +20,7 @@ from project.checkpoints.output_files import replace_file, write_new_file
 from project.data import ImageDataModule
 from project.errors import UserError, exits_on_user_error
 from project.lab.benchmarking.data_sources import cifar_folder, mnist_root
+from project.lab.benchmarking.machine_noise import noise_line
 from project.lab.benchmarking.paths import (
     MinimalModule,
     compute_rate,
@@ -227,6 +228,8 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--max_minutes", type=float, default=8.0,
                         help=f"a step case starts no new round after this many minutes, once it has --repeats "
                              f"(and none after {MAX_ROUNDS} rounds)")
+    parser.add_argument("--noise_seconds", type=float, default=10.0,
+                        help="first, time the same work this long to say how still the machine is (0: skip)")
     parser.add_argument("--batch_size", type=int | None, default=None,
                         help="of every case (null: 128 for the step cases, the config's own for the whole run)")
     parser.add_argument("--workers", type=list[int], default=[0, 2], help="DataLoader workers of path 3")
@@ -255,6 +258,8 @@ def main(args: list[str] | None = None) -> None:
         if config.whole_run_rounds < 1 or config.whole_run_epochs < 1:
             raise UserError(f"--whole_run_rounds {config.whole_run_rounds} and --whole_run_epochs "
                             f"{config.whole_run_epochs} must each be at least 1")
+        if config.noise_seconds < 0:
+            raise UserError(f"--noise_seconds {config.noise_seconds} must be at least 0 (0: no noise check)")
         if config.precision <= 0 or config.max_minutes < 0:
             raise UserError(f"--precision {config.precision} must be above 0 and --max_minutes {config.max_minutes} "
                             f"at least 0 (0: --repeats rounds)")
@@ -270,6 +275,8 @@ def main(args: list[str] | None = None) -> None:
         if "cuda" in devices and not torch.cuda.is_available():
             raise UserError("--devices asks for cuda, but this machine has no usable CUDA GPU")
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(devices)}")
+        if config.noise_seconds:
+            print(noise_line(config.noise_seconds, config.precision))
         timings = {}  # "case on device" -> every round's timings
         with tempfile.TemporaryDirectory() as scratch:
             for device in devices:
