@@ -54,7 +54,7 @@ def main(args: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             scratch = Path(scratch)
             small = ["--generated_size=600", "--batches=6", "--warmup=2", "--batch_size=32", "--repeats=2",
-                     "--max_minutes=0"]
+                     "--max_minutes=0", "--noise_seconds=0.5"]
             small = small if config.dry_run else []
             data_args = [f"--{key}={value}" for key, value in (("mnist_root", config.mnist_root),
                          ("cifar_folder", config.cifar_folder), ("cifar_archive", config.cifar_archive)) if value]
