@@ -141,9 +141,11 @@ def case_paths(
 
 
 MAX_ROUNDS = 60
-# The MLP's step takes 1-2 ms on 2 CPU cores: 40 timed steps were 60-100 ms a path, where the scheduler's jitter alone
-# moved a round's ratio by several percent; 280 timed steps (about 5 passes over the 8,000-image MNIST sample) are
-# 0.3-0.5 s a fast path. The CNN's step takes about 0.1 s: 40 timed steps are 4 s a path already.
+# The MLP's step takes 1-2 ms on 2 CPU cores: 40 timed steps were 60-100 ms a path, a few timeslices of the scheduler;
+# 280 timed steps (about 5 passes over the 8,000-image MNIST sample) are 0.3-0.5 s a fast path. On the busy VM of
+# 2026-12-07 the longer window did not narrow the MLP's ratios measurably (pairs 5 and 6 in docs/performance.md: that
+# VM's noise is as large at every time scale, see machine_noise.py). The CNN's step takes about 0.1 s: 40 timed steps
+# are 4 s a path already.
 DEFAULT_BATCHES = {"mlp_mnist": 300, "cnn_cifar": 60}
 
 
