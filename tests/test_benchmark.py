@@ -144,10 +144,16 @@ def test_repeats_below_one_exit_2_with_one_line(repeats, capsys):
 @pytest.mark.parametrize(("args", "message"), [
     (["--batches=0"], "--batches 0 must be at least 1 (null: each case's own)"),
     (["--noise_seconds=-1"], "--noise_seconds -1.0 must be at least 0 (0: no noise check)"),
+    (["--generated_size=50"], "--generated_size 50 is too few for --cases ['mlp_mnist', 'cnn_cifar', 'whole_run']: "
+                              "at least 100 (one image a class for a step case, ten a class for the whole run's 10 % "
+                              "validation split)"),
+    (["--generated_size=5", "--cases=[mlp_mnist]"], "--generated_size 5 is too few for --cases ['mlp_mnist']: at "
+                                                   "least 10 (one image a class for a step case, ten a class for the "
+                                                   "whole run's 10 % validation split)"),
     (["--warmup=60"], "--warmup 60 must be at least 0 and below cnn_cifar's --batches 60"),
     (["--warmup=5", "--batches=5"], "--warmup 5 must be at least 0 and below mlp_mnist's --batches 5"),
 ])
-def test_steps_that_leave_none_to_time_exit_2_with_one_line(args, message, capsys):
+def test_settings_that_leave_nothing_to_time_exit_2_with_one_line(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         benchmark_main(args)
     assert exit_info.value.code == 2

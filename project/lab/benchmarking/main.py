@@ -103,7 +103,7 @@ def measure(case: str, device: str, scratch: Path, args) -> tuple[list[tuple[str
                     f"minimal Lightning/plain = {paired(rounds, 'minimal', 'plain')}"))
     passes = n / math.ceil(len(data.train_set) / args.batch_size)
     print(f"\n{case} on {device}: {source}, batch {args.batch_size}, {n - warm} timed steps after {warm} warm-up "
-          f"({passes:.1f} passes over the {len(data.train_set):,} training images); "
+          f"({passes:.2g} passes over the {len(data.train_set):,} training images); "
           f"median of {len(rounds)} interleaved rounds: samples/s (min–max), each ratio taken within a round (the "
           f"median's 95 % interval); {precision_verdict(rounds, ratios, args.precision)}")
     return rows, [{name: rate for name, (rate, _) in each.items()} for each in rounds]
@@ -147,6 +147,18 @@ MAX_ROUNDS = 60
 # VM's noise is as large at every time scale, see machine_noise.py). The CNN's step takes about 0.1 s: 40 timed steps
 # are 4 s a path already.
 DEFAULT_BATCHES = {"mlp_mnist": 300, "cnn_cifar": 60}
+
+
+# The fewest generated images a case runs on: one a class for the step cases (10 classes), ten a class for the whole
+# run, whose config holds out 10 % of each class for validation (fewer leave the split empty).
+FEWEST_GENERATED = {"mlp_mnist": 10, "cnn_cifar": 10, "whole_run": 100}
+
+
+def fewest_generated(args) -> int:
+    """The fewest --generated_size the chosen cases need where their data is generated (0: none is)."""
+    generated = [case for case in args.cases if (args.mnist_root if case == "mlp_mnist" else
+                                                 args.cifar_folder or args.cifar_archive) is None]
+    return max((FEWEST_GENERATED[case] for case in generated), default=0)
 
 
 def case_batches(case: str, args) -> int:
@@ -271,6 +283,10 @@ def main(args: list[str] | None = None) -> None:
             if not 0 <= config.warmup < case_batches(case, config):
                 raise UserError(f"--warmup {config.warmup} must be at least 0 and below {case}'s "
                                 f"--batches {case_batches(case, config)}")
+        if config.generated_size < fewest_generated(config):
+            raise UserError(f"--generated_size {config.generated_size} is too few for --cases {config.cases}: at least "
+                            f"{fewest_generated(config)} (one image a class for a step case, ten a class for the "
+                            f"whole run's 10 % validation split)")
         if config.rounds_file:  # claimed before any timing: a name taken or a folder not writable is one line now
             claim_rounds_file(Path(config.rounds_file))
         devices = config.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
