@@ -8,12 +8,11 @@ round to round, and a ratio's interval narrows only as one over the square root 
 
 import math
 import statistics
-import time
 
 import torch
-import torch.nn.functional as F
 
 from project.backbones import MLPBackbone
+from project.lab.benchmarking.paths import sgd, training_steps_seconds
 
 # A ratio of two paths timed with independent noise `cv` each varies by about √2·cv from round to round; the median
 # of n rounds has a standard error of about 1.25 times that over √n (the median of a normal sample), and a 95 %
@@ -26,16 +25,11 @@ def machine_noise(seconds: float, chunk_seconds: float = 0.25) -> tuple[float, i
     CPU) timed back to back for about `seconds`, and how many chunks were timed."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(MLPBackbone((1, 28, 28)), torch.nn.Linear(64, 10))  # the article's MLP
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
-    images, labels = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    optimizer = sgd(model, lr=0.0)
+    batch = (torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,)))
 
     def chunk(steps: int) -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(images), labels).backward()
-            optimizer.step()
-        return time.perf_counter() - start
+        return training_steps_seconds(model, optimizer, [batch] * steps, "cpu")
 
     chunk(20)  # warm-up: allocations, lazy initialization
     steps = max(1, round(chunk_seconds / (chunk(20) / 20)))

@@ -18,7 +18,7 @@ from PIL import Image
 
 from project.config.shipped import config_path
 from project.data.image_folder import ImageFolderSource
-from project.lab.benchmarking.paths import prepared_batches, synchronize, training_steps_seconds
+from project.lab.benchmarking.paths import prepared_batches, sgd, synchronize, training_steps_seconds
 from project.lab.benchmarking.rounds import one_round, paired, spread
 from project.models import ImageClassifier
 from project.training.run import RunResult, fit_and_test
@@ -108,7 +108,7 @@ def compute_timer(run: RunResult, epochs: int, device: str) -> Callable[[], floa
     def seconds() -> float:
         seed_everything(0, verbose=False)
         model = ImageClassifier(**hparams).to(device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+        optimizer = sgd(model, lr=0.0)
         total = 0.0
         for _ in range(epochs):  # as the run: an epoch of training, then its validation
             total += training_steps_seconds(model.train(), optimizer, training, device)
