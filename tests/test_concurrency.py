@@ -117,6 +117,6 @@ def test_a_run_that_did_not_finish_is_taken_with_a_note_where_it_is_the_only_one
         assert find_checkpoint(location, "best").parent.parent == run
         out = capsys.readouterr().out
         assert out.startswith(f"note: {run} did not finish (no final test: stopped or killed") and out.count("\n") == 1
-        assert f"resume it with --ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in out
+        assert f"rerun the command that started it with --ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in out
     given = next((run / "checkpoints").glob("best-*.ckpt"))
     assert find_checkpoint(given, "best") == given and capsys.readouterr().out == ""  # a file named: taken as it is

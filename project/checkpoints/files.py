@@ -68,8 +68,8 @@ def find_checkpoint(location: str | Path, which: Literal["best", "last"]) -> Pat
         if complete:
             if which == "best" and not (run / TEST_RECORD).is_file():
                 print(f"note: {run} did not finish (no final test: stopped or killed, or run without a test); "
-                      f"taking its selection so far, {complete[-1].name}; to finish it first, resume it with "
-                      f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
+                      f"taking its selection so far, {complete[-1].name}; to finish it first, rerun the command that "
+                      f"started it with --ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
             return complete[-1]
         if which == "last":  # resuming: the run's newest complete checkpoint of any kind keeps it going
             others = sorted((run / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
