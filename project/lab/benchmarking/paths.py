@@ -1,4 +1,5 @@
-"""The four ways of training one model on one dataset that the benchmark compares.
+"""The five ways of training one model on one dataset that the benchmark compares (compute only, this project's
+default path, the usual torchvision DataLoader, a plain PyTorch loop, a minimal LightningModule).
 
 Each trains a given number of steps, over as many passes of the data as they take, and returns samples per second
 over the timed steps (the first `warmup` steps are not timed: they include worker start-up, allocator warm-up and
